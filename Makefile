@@ -1,0 +1,28 @@
+# One virtualenv for the Pulumi program, the function and the tools.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STACK  ?= dev
+
+.PHONY: test run plan bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt function/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+run: $(VENV)/.installed
+	$(PY) -m tools.devserver
+
+plan: $(VENV)/.installed
+	$(PY) -m tools.plan $(STACK)
+
+bench: $(VENV)/.installed
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
