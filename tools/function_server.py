@@ -1,0 +1,107 @@
+"""Run `function/` the way Cloud Functions does: functions-framework (gunicorn, one worker,
+THREADS threads) in a subprocess, on 127.0.0.1.
+
+Shared by the function tests, `make run` and `make bench`, so all three exercise the same
+server. The environment is built from scratch (the caller's settings only), so a key in the
+developer's shell never leaks into a test; the server's stdout/stderr go to a file that tests
+scan for secrets.
+
+    with FunctionServer({"OUTSPEED_API_BASE": upstream.url, "OUTSPEED_API_KEY": "k"}) as fn:
+        requests.post(fn.url + "/token", json={"agentId": "a"})
+        fn.output()   # everything the server printed so far
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTION_SOURCE = ROOT / "function" / "main.py"
+ENTRY_POINT = "token"
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+class StartupError(RuntimeError):
+    """The server exited (or never answered) during start-up; the message holds its output."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FunctionServer:
+    def __init__(self, env: dict[str, str] | None = None, *, port: int = 0, host: str = "127.0.0.1",
+                 source: Path = FUNCTION_SOURCE, log_path: Path | None = None, inherit_output: bool = False):
+        self.port = port or free_port()
+        self.host = host
+        self.env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        self.env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        self.env.update(env or {})
+        self.source = Path(source)
+        self.inherit_output = inherit_output
+        self._log_path = log_path
+        self._log = None
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "functions_framework", "--target", ENTRY_POINT,
+                "--source", str(self.source), "--host", self.host, "--port", str(self.port)]
+
+    def start(self, timeout: float = 30.0) -> "FunctionServer":
+        if self.inherit_output:
+            out = None
+        else:
+            if self._log_path is None:
+                fd, name = tempfile.mkstemp(prefix="function-server-", suffix=".log")
+                os.close(fd)
+                self._log_path = Path(name)
+            self._log = open(self._log_path, "wb")
+            out = self._log
+        self.process = subprocess.Popen(self.command(), env=self.env, stdout=out,
+                                        stderr=subprocess.STDOUT if out else None, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StartupError(f"function server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise StartupError(f"function server did not listen within {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        """Everything the server has printed (stdout and stderr) so far."""
+        if self._log:
+            self._log.flush()
+        return self._log_path.read_text(errors="replace") if self._log_path else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "FunctionServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
