@@ -1,0 +1,195 @@
+"""The function's settings: read from the environment once, at cold start.
+
+The infra hands everything over as environment variables (DESIGN.md, "Function
+environment"). A malformed value stops the function at start-up with a message naming the
+variable, instead of being discovered by the first unlucky request. A missing API key is not
+a start-up error: the contract answers 500 `not_configured` per request, so the server still
+starts and says why it cannot work.
+
+Error messages may quote a malformed value of an ordinary setting, never OUTSPEED_API_KEY.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_API_BASE = "https://api.outspeed.com"
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+# Same formats as the request body (DESIGN.md, "POST body"); an allowlisted agent id that
+# no request could ever carry is a typo worth failing on.
+AGENT_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# An exact DNS hostname or IPv4 literal as the browser puts it in Origin: no scheme, port,
+# path or wildcard (DESIGN.md: a `*` is a config error).
+HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+# A bearer token goes into an HTTP header: visible ASCII only.
+API_KEY_RE = re.compile(r"[\x21-\x7e]+")
+
+
+class SettingsError(ValueError):
+    """A malformed environment variable; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str | None = None
+    api_base: str = DEFAULT_API_BASE
+    allowed_hostnames: frozenset[str] = frozenset()
+    allowed_agent_ids: frozenset[str] = frozenset()
+    session_config: Mapping[str, Any] | None = None
+    allow_client_session_config: bool = False
+    https_origins_only: bool = False
+    upstream_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    threads: int = 8
+    project: str | None = None
+
+    def __repr__(self) -> str:  # never print the key, even in a debugger or a traceback
+        return (f"Settings(api_key={'<set>' if self.api_key else None}, api_base={self.api_base!r}, "
+                f"allowed_hostnames={sorted(self.allowed_hostnames)}, allowed_agent_ids={sorted(self.allowed_agent_ids)}, "
+                f"session_config={'<set>' if self.session_config is not None else None}, "
+                f"allow_client_session_config={self.allow_client_session_config}, "
+                f"https_origins_only={self.https_origins_only}, upstream_timeout={self.upstream_timeout}, "
+                f"threads={self.threads}, project={self.project!r})")
+
+    __str__ = __repr__
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or "").strip()
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _text(env, name).lower()
+    if not raw:
+        return default
+    if raw == "true":
+        return True
+    if raw == "false":
+        return False
+    raise SettingsError(f"{name} must be 'true' or 'false', got {_show(env[name])}")
+
+
+def _list(env: Mapping[str, str], name: str) -> list[str]:
+    raw = _text(env, name)
+    if not raw:
+        return []
+    items = [item.strip() for item in raw.split(",")]
+    if any(not item for item in items):
+        raise SettingsError(f"{name} has an empty entry: {_show(raw)} (comma-separated, no blanks)")
+    return items
+
+
+def _api_key(env: Mapping[str, str]) -> str | None:
+    # Surrounding whitespace is the classic `echo key | gcloud secrets create` newline: drop it.
+    key = _text(env, "OUTSPEED_API_KEY")
+    if not key:
+        return None
+    if not API_KEY_RE.fullmatch(key):
+        # Never quote the value: it is the secret.
+        raise SettingsError("OUTSPEED_API_KEY contains spaces or control characters; "
+                            "store the bare key in Secret Manager")
+    return key
+
+
+def _api_base(env: Mapping[str, str]) -> str:
+    raw = _text(env, "OUTSPEED_API_BASE") or DEFAULT_API_BASE
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.username or parts.password or parts.query or parts.fragment):
+        raise SettingsError(f"OUTSPEED_API_BASE must be an http(s) URL like {DEFAULT_API_BASE}, got {_show(raw)}")
+    return raw.rstrip("/")
+
+
+def _hostnames(env: Mapping[str, str]) -> frozenset[str]:
+    names = [name.lower() for name in _list(env, "ALLOWED_HOSTNAMES")]
+    for name in names:
+        if not HOSTNAME_RE.fullmatch(name):
+            raise SettingsError(f"ALLOWED_HOSTNAMES entry {_show(name)} is not an exact hostname "
+                                "(like app.example.com: no scheme, port, path or wildcard)")
+    return frozenset(names)
+
+
+def _agent_ids(env: Mapping[str, str]) -> frozenset[str]:
+    ids = _list(env, "ALLOWED_AGENT_IDS")
+    for agent_id in ids:
+        if not AGENT_ID_RE.fullmatch(agent_id):
+            raise SettingsError(f"ALLOWED_AGENT_IDS entry {_show(agent_id)} is not a valid agent id "
+                                "(1-128 of A-Z a-z 0-9 . _ : -)")
+    return frozenset(ids)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _session_config(env: Mapping[str, str]) -> Mapping[str, Any] | None:
+    raw = _text(env, "SESSION_CONFIG")
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        config = None
+        problem = "is not valid JSON"
+    else:
+        problem = "must be a JSON object (like {\"model\": \"outspeed-v1\"})"
+    if not isinstance(config, dict):
+        # The value itself is not quoted: it can be long and holds the agent's instructions.
+        raise SettingsError(f"SESSION_CONFIG {problem}")
+    return MappingProxyType(config)
+
+
+def _timeout(env: Mapping[str, str]) -> float:
+    raw = _text(env, "UPSTREAM_TIMEOUT_SECONDS")
+    if not raw:
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"UPSTREAM_TIMEOUT_SECONDS must be a positive number of seconds, got {_show(raw)}")
+    return value
+
+
+def _threads(env: Mapping[str, str]) -> int:
+    raw = _text(env, "THREADS")
+    if not raw:
+        return (os.cpu_count() or 1) * 4  # functions-framework's own default
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise SettingsError(f"THREADS must be a whole number from 1 to 1000, got {_show(raw)}")
+    return int(raw)
+
+
+def from_env(env: Mapping[str, str]) -> Settings:
+    """Parse and validate; raises SettingsError naming the first malformed variable."""
+    return Settings(
+        api_key=_api_key(env),
+        api_base=_api_base(env),
+        allowed_hostnames=_hostnames(env),
+        allowed_agent_ids=_agent_ids(env),
+        session_config=_session_config(env),
+        allow_client_session_config=_bool(env, "ALLOW_CLIENT_SESSION_CONFIG", False),
+        https_origins_only=_bool(env, "HTTPS_ORIGINS_ONLY", False),
+        upstream_timeout=_timeout(env),
+        threads=_threads(env),
+        project=_text(env, "GOOGLE_CLOUD_PROJECT") or None,
+    )
+
+
+# Cold start: the one and only read of the environment.
+SETTINGS = from_env(os.environ)
