@@ -1,0 +1,289 @@
+"""Stack config -> validated, typed settings, and settings -> the function's environment.
+
+Pure: no Pulumi runtime and no pulumi_gcp, so it is unit-testable and usable by local tools
+(`make run` configures the local function from Pulumi.dev.yaml through `function_environment`).
+
+Every bad value raises one `ConfigError` naming the key and the fix; `ConfigError` is a
+`pulumi.RunError`, so `pulumi preview` prints the message without a stack trace and fails.
+Values may arrive as the Pulumi CLI passes them (strings; JSON for lists and objects) or as
+YAML-typed values (from `infra.stackfiles`); both parse the same way.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+from pulumi import RunError
+
+PROJECT = "outspeed-token"
+
+# Mirrors the defaults declared in Pulumi.yaml (a test keeps the two identical), so the
+# program behaves the same whether or not the CLI has already applied them.
+DEFAULTS: dict[str, Any] = {
+    "authEnabled": True,
+    "allowedHostnames": [],
+    "agentIds": [],
+    "sessionConfig": {},
+    "allowClientSessionConfig": False,
+    "outspeedApiBase": "https://api.outspeed.com",
+    "domain": "",
+    "rateLimit": {"requestsPerMinute": 60, "banSeconds": 300},
+    "minInstances": 0,
+    "maxInstances": 10,
+    "concurrency": 80,
+    "memory": "256Mi",
+}
+
+UPSTREAM_TIMEOUT_SECONDS = 10
+RATE_LIMIT_INTERVAL_SECONDS = 60
+MAX_CONCURRENCY = 1000  # Cloud Run's per-instance ceiling
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+_AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # the function's own agentId format
+_MEMORY = re.compile(r"^[1-9][0-9]*(?:Mi|Gi|M|G)$")
+
+
+class ConfigError(RunError):
+    """A stack config value is wrong. `key` names it; the message says how to fix it."""
+
+    def __init__(self, key: str, problem: str, fix: str):
+        self.key = key
+        qualified = key if ":" in key else f"{PROJECT}:{key}"
+        super().__init__(f"config {qualified}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests_per_minute: int
+    ban_seconds: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    auth_enabled: bool
+    allowed_hostnames: tuple[str, ...]
+    agent_ids: tuple[str, ...]
+    session_config_json: Optional[str]  # canonical JSON of the server-side SessionConfig, or None
+    allow_client_session_config: bool
+    api_base: str
+    domain: str
+    rate_limit: RateLimit
+    min_instances: int
+    max_instances: int
+    concurrency: int
+    memory: str
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    # Everything below is derived from authEnabled, never from the stack's name.
+    @property
+    def edge_enabled(self) -> bool:
+        return self.auth_enabled
+
+    @property
+    def https_origins_only(self) -> bool:
+        return self.auth_enabled
+
+    @property
+    def ingress(self) -> str:
+        return "ALLOW_INTERNAL_AND_GCLB" if self.auth_enabled else "ALLOW_ALL"
+
+    @property
+    def session_config(self) -> Optional[dict]:
+        return None if self.session_config_json is None else json.loads(self.session_config_json)
+
+
+# --- parsing helpers: each raises ConfigError naming the key ---------------------------------
+
+def _json(key: str, value: Any, kind: str, example: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ConfigError(key, f"must be {kind}, got {value!r}", f"set it as {kind}, e.g. {example}") from None
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(key, f"must be true or false, got {value!r}", f"pulumi config set {key} true|false")
+
+
+def _int(key: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
+    number: Optional[int] = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        number = int(value)
+    if number is None:
+        raise ConfigError(key, f"must be a whole number, got {value!r}", f"pulumi config set {key} <number>")
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        problem = "must be positive" if minimum == 1 and number < 1 else f"must be {bound}"
+        raise ConfigError(key, f"{problem}, got {number}", f"set {key} to a number {bound}")
+    return number
+
+
+def _str_list(key: str, value: Any) -> list[str]:
+    value = _json(key, value, "a list of strings", '["a", "b"]')
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, f"must be a list of strings, got {value!r}",
+                          f"list it in Pulumi.<stack>.yaml, e.g. {PROJECT}:{key}: [\"a\", \"b\"]")
+    return value
+
+
+def _hostname(key: str, raw: str) -> str:
+    """One exact hostname: no wildcard, scheme, path or port; returned lower-cased."""
+    host = raw.strip().lower()
+    fix = f"list exact hostnames only, e.g. app.example.com (got {raw!r})"
+    if "*" in host:
+        raise ConfigError(key, f"{raw!r} contains a wildcard; wildcards are not supported",
+                          "list every hostname explicitly, e.g. app.example.com and www.example.com")
+    if "://" in host:
+        raise ConfigError(key, f"{raw!r} has a scheme", f"drop the scheme: {host.split('://', 1)[1].split('/')[0]}")
+    if "/" in host:
+        raise ConfigError(key, f"{raw!r} has a path", f"drop the path: {host.split('/', 1)[0]}")
+    if ":" in host:
+        raise ConfigError(key, f"{raw!r} has a port; ports are ignored when origins are matched",
+                          f"drop the port: {host.split(':', 1)[0]}")
+    if not _HOSTNAME.match(host):
+        raise ConfigError(key, f"{raw!r} is not a hostname", fix)
+    return host
+
+
+def _unique(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+# --- the parser --------------------------------------------------------------------------------
+
+def parse(get: Callable[[str], Any]) -> Settings:
+    """Build Settings from `get(bare_key)` (None = unset -> default). Raises ConfigError."""
+
+    def value(key: str) -> Any:
+        raw = get(key)
+        return DEFAULTS[key] if raw is None else raw
+
+    auth = _bool("authEnabled", value("authEnabled"))
+
+    hostnames = _unique([_hostname("allowedHostnames", h) for h in _str_list("allowedHostnames", value("allowedHostnames"))])
+
+    agent_ids = _str_list("agentIds", value("agentIds"))
+    for agent in agent_ids:
+        if not _AGENT_ID.match(agent):
+            raise ConfigError("agentIds", f"{agent!r} is not an agent id (1-128 of A-Z a-z 0-9 . _ : -)",
+                              "copy the agent id exactly from the Outspeed dashboard")
+    agent_ids = _unique(agent_ids)
+
+    session = _json("sessionConfig", value("sessionConfig"), "an object", '{"model": "...", "instructions": "..."}')
+    if not isinstance(session, dict):
+        raise ConfigError("sessionConfig", f"must be an object (a SessionConfig), got {type(session).__name__} {session!r}",
+                          f"write it as a YAML mapping under {PROJECT}:sessionConfig, e.g. model: ..., instructions: ...; "
+                          "use {} for none")
+    session_json = json.dumps(session, sort_keys=True, separators=(",", ":")) if session else None
+
+    allow_client = _bool("allowClientSessionConfig", value("allowClientSessionConfig"))
+
+    api_base = str(value("outspeedApiBase")).strip().rstrip("/")
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?", api_base):
+        raise ConfigError("outspeedApiBase", f"must be an https:// URL without query, got {api_base!r}",
+                          f"pulumi config set outspeedApiBase {DEFAULTS['outspeedApiBase']}")
+
+    domain_raw = value("domain")
+    if not isinstance(domain_raw, str):
+        raise ConfigError("domain", f"must be a hostname string, got {domain_raw!r}", "pulumi config set domain token.example.com")
+    domain = _hostname("domain", domain_raw) if domain_raw.strip() else ""
+
+    rate = _json("rateLimit", value("rateLimit"), "an object", '{"requestsPerMinute": 60, "banSeconds": 300}')
+    if not isinstance(rate, dict):
+        raise ConfigError("rateLimit", f"must be an object, got {rate!r}",
+                          "set rateLimit: {requestsPerMinute: 60, banSeconds: 300} in the stack file")
+    unknown = sorted(set(rate) - {"requestsPerMinute", "banSeconds"})
+    if unknown:
+        raise ConfigError("rateLimit", f"unknown field(s) {', '.join(unknown)}",
+                          "use only requestsPerMinute and banSeconds")
+    rate_limit = RateLimit(
+        requests_per_minute=_int("rateLimit.requestsPerMinute",
+                                 rate.get("requestsPerMinute", DEFAULTS["rateLimit"]["requestsPerMinute"]), 1),
+        ban_seconds=_int("rateLimit.banSeconds", rate.get("banSeconds", DEFAULTS["rateLimit"]["banSeconds"]), 1),
+    )
+
+    min_instances = _int("minInstances", value("minInstances"), 0)
+    max_instances = _int("maxInstances", value("maxInstances"), 1)
+    if min_instances > max_instances:
+        raise ConfigError("minInstances", f"{min_instances} is above maxInstances {max_instances}",
+                          "lower minInstances or raise maxInstances")
+    concurrency = _int("concurrency", value("concurrency"), 1, MAX_CONCURRENCY)
+    memory = str(value("memory")).strip()
+    if not _MEMORY.match(memory):
+        raise ConfigError("memory", f"must be a size such as 256Mi or 1Gi, got {memory!r}", "pulumi config set memory 256Mi")
+
+    if auth:
+        if not domain:
+            raise ConfigError("domain", "is required when authEnabled is true (it names the managed TLS certificate)",
+                              "pulumi config set domain token.example.com, or set authEnabled false")
+        if allow_client:
+            raise ConfigError("allowClientSessionConfig",
+                              "must be false when authEnabled is true (clients may not choose the session config in prod)",
+                              "pulumi config set allowClientSessionConfig false; put the config in sessionConfig instead")
+        if not agent_ids and session_json is None:
+            raise ConfigError("agentIds",
+                              "is empty and sessionConfig is unset; with authEnabled true the endpoint must not mint keys "
+                              "for any agent",
+                              "list your agents: pulumi config set --path 'agentIds[0]' <agent-id> (or set sessionConfig)")
+
+    warnings = []
+    if auth and not hostnames:
+        warnings.append(f"{PROJECT}:allowedHostnames is empty with authEnabled true: any Origin (and requests with "
+                        "no Origin) may fetch keys. Fine for native apps; list your web hostnames otherwise.")
+
+    return Settings(
+        auth_enabled=auth,
+        allowed_hostnames=hostnames,
+        agent_ids=agent_ids,
+        session_config_json=session_json,
+        allow_client_session_config=allow_client,
+        api_base=api_base,
+        domain=domain,
+        rate_limit=rate_limit,
+        min_instances=min_instances,
+        max_instances=max_instances,
+        concurrency=concurrency,
+        memory=memory,
+        warnings=tuple(warnings),
+    )
+
+
+def parse_mapping(values: Mapping[str, Any]) -> Settings:
+    """Settings from bare key -> value (e.g. `infra.stackfiles.project_values(...)`)."""
+    return parse(values.get)
+
+
+def function_environment(settings: Settings, project: str) -> dict[str, str]:
+    """The plain environment variables of DESIGN.md "Function environment".
+
+    OUTSPEED_API_KEY is deliberately absent: it is a secret environment variable bound to a
+    Secret Manager version, never a plain value. Empty lists are left unset (= any).
+    """
+    env = {
+        "OUTSPEED_API_BASE": settings.api_base,
+        "ALLOW_CLIENT_SESSION_CONFIG": "true" if settings.allow_client_session_config else "false",
+        "HTTPS_ORIGINS_ONLY": "true" if settings.https_origins_only else "false",
+        "UPSTREAM_TIMEOUT_SECONDS": str(UPSTREAM_TIMEOUT_SECONDS),
+        "THREADS": str(settings.concurrency),
+        "GOOGLE_CLOUD_PROJECT": project,
+    }
+    if settings.allowed_hostnames:
+        env["ALLOWED_HOSTNAMES"] = ",".join(settings.allowed_hostnames)
+    if settings.agent_ids:
+        env["ALLOWED_AGENT_IDS"] = ",".join(settings.agent_ids)
+    if settings.session_config_json is not None:
+        env["SESSION_CONFIG"] = settings.session_config_json
+    return dict(sorted(env.items()))
