@@ -1,0 +1,89 @@
+// @ts-check
+/**
+ * getEphemeralKeyFromServer: plain-JavaScript twin of getEphemeralKeyFromServer.ts (same logic,
+ * types in JSDoc), so the example page needs no build step. See the .ts file for the docs.
+ */
+
+/** The `error` codes the token endpoint answers with (see the README's error table). */
+export const ENDPOINT_ERROR_CODES = /** @type {const} */ ([
+  "invalid_json", "invalid_agent_id", "invalid_source", "agent_id_required",
+  "session_config_not_allowed", "origin_not_allowed", "agent_not_allowed", "not_found",
+  "agent_not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
+  "upstream_rate_limited", "not_configured", "internal_error", "upstream_auth_failed",
+  "upstream_error", "upstream_bad_response", "upstream_unreachable", "upstream_timeout",
+]);
+/** @typedef {(typeof ENDPOINT_ERROR_CODES)[number]} EndpointErrorCode */
+/** @typedef {"network_error" | "bad_response"} ClientErrorCode */
+/** @typedef {EndpointErrorCode | ClientErrorCode} EphemeralKeyErrorCode */
+/** @typedef {{ value: string, expiresAt: number | null, session: Record<string, unknown> }} EphemeralKey */
+/** @typedef {{ endpoint?: string, source?: string, signal?: AbortSignal }} EphemeralKeyOptions */
+
+export class EphemeralKeyError extends Error {
+  /**
+   * @param {EphemeralKeyErrorCode} code
+   * @param {number} status HTTP status; 0 when no response could be read.
+   * @param {string} message
+   * @param {number} [retryAfter] seconds to wait before retrying (Retry-After), when the endpoint says so.
+   */
+  constructor(code, status, message, retryAfter) {
+    super(message);
+    this.name = "EphemeralKeyError";
+    this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** @param {unknown} v @returns {v is Record<string, unknown>} */
+const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * @param {string} agentId
+ * @param {EphemeralKeyOptions} [options]
+ * @returns {Promise<EphemeralKey>}
+ */
+export async function requestEphemeralKey(agentId, { endpoint = "/token", source, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(endpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(source === undefined ? { agentId } : { agentId, source }),
+      signal,
+    });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    // A CORS refusal and a network failure look the same to JavaScript: a TypeError from fetch.
+    throw new EphemeralKeyError("network_error", 0,
+      `Could not call ${endpoint}: the browser blocked the call (is this page's origin allowed?) or the endpoint is unreachable.`);
+  }
+  const header = response.headers.get("Retry-After");
+  const retryAfter = header && /^\d+$/.test(header) ? Number(header) : undefined;
+  /** @type {unknown} */
+  const data = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    if (isObject(data) && typeof data.error === "string") {
+      const message = typeof data.message === "string" ? data.message : data.error;
+      throw new EphemeralKeyError(/** @type {EndpointErrorCode} */ (data.error), response.status, message, retryAfter);
+    }
+    throw new EphemeralKeyError("bad_response", response.status,
+      `The endpoint answered HTTP ${response.status} without a JSON error.`, retryAfter);
+  }
+  const secret = isObject(data) ? data.client_secret : undefined;
+  if (!isObject(data) || !isObject(secret) || typeof secret.value !== "string" || !secret.value) {
+    throw new EphemeralKeyError("bad_response", response.status, "The endpoint's answer has no client_secret.value.");
+  }
+  const expiresAt = typeof secret.expires_at === "number" ? secret.expires_at
+    : typeof data.expires_at === "number" ? data.expires_at : null;
+  return { value: secret.value, expiresAt, session: data };
+}
+
+/**
+ * The Outspeed document's helper: resolves to the ephemeral key string.
+ * @param {string} agentId
+ * @param {EphemeralKeyOptions} [options]
+ * @returns {Promise<string>}
+ */
+export async function getEphemeralKeyFromServer(agentId, options) {
+  return (await requestEphemeralKey(agentId, options)).value;
+}

@@ -1,0 +1,105 @@
+/**
+ * getEphemeralKeyFromServer: fetch a short-lived Outspeed ephemeral key from the token endpoint.
+ * Typed, dependency-free: copy this file into your frontend. (getEphemeralKeyFromServer.js is
+ * its plain-JavaScript twin, used by the example page without a build step.)
+ *
+ *   const ephemeralKey = await getEphemeralKeyFromServer("your-agent-id", { endpoint: TOKEN_URL });
+ *   await conversation.startSession({ agentId: "your-agent-id", source: "my-app", ephemeralKey });
+ */
+
+/** The `error` codes the token endpoint answers with (see the README's error table). */
+export const ENDPOINT_ERROR_CODES = [
+  "invalid_json", "invalid_agent_id", "invalid_source", "agent_id_required",
+  "session_config_not_allowed", "origin_not_allowed", "agent_not_allowed", "not_found",
+  "agent_not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
+  "upstream_rate_limited", "not_configured", "internal_error", "upstream_auth_failed",
+  "upstream_error", "upstream_bad_response", "upstream_unreachable", "upstream_timeout",
+] as const;
+export type EndpointErrorCode = (typeof ENDPOINT_ERROR_CODES)[number];
+
+/**
+ * Raised by this helper when there is no endpoint JSON error to read:
+ * `network_error`: fetch itself failed; the browser blocked the call (CORS: this page's origin
+ * is not allowed, or an edge refusal without CORS headers) or the endpoint is unreachable.
+ * `bad_response`: the endpoint answered something that is not its JSON.
+ */
+export type ClientErrorCode = "network_error" | "bad_response";
+
+export type EphemeralKeyErrorCode = EndpointErrorCode | ClientErrorCode;
+
+export class EphemeralKeyError extends Error {
+  constructor(
+    readonly code: EphemeralKeyErrorCode,
+    /** HTTP status; 0 when no response could be read. */
+    readonly status: number,
+    message: string,
+    /** Seconds to wait before retrying (Retry-After), when the endpoint says so. */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = "EphemeralKeyError";
+  }
+}
+
+export interface EphemeralKey {
+  /** Pass this to conversation.startSession; never log or display it. */
+  value: string;
+  /** Expiry in Unix seconds, or null if the session does not say. */
+  expiresAt: number | null;
+  /** The whole session object the endpoint returned. */
+  session: Record<string, unknown>;
+}
+
+export interface EphemeralKeyOptions {
+  /** The token endpoint URL, e.g. the `tokenUrl` stack output. Default "/token". */
+  endpoint?: string;
+  /** Optional `source` tag forwarded to Outspeed. */
+  source?: string;
+  signal?: AbortSignal;
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export async function requestEphemeralKey(
+  agentId: string,
+  { endpoint = "/token", source, signal }: EphemeralKeyOptions = {},
+): Promise<EphemeralKey> {
+  let response: Response;
+  try {
+    response = await fetch(endpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(source === undefined ? { agentId } : { agentId, source }),
+      signal,
+    });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    // A CORS refusal and a network failure look the same to JavaScript: a TypeError from fetch.
+    throw new EphemeralKeyError("network_error", 0,
+      `Could not call ${endpoint}: the browser blocked the call (is this page's origin allowed?) or the endpoint is unreachable.`);
+  }
+  const header = response.headers.get("Retry-After");
+  const retryAfter = header && /^\d+$/.test(header) ? Number(header) : undefined;
+  const data: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    if (isObject(data) && typeof data.error === "string") {
+      const message = typeof data.message === "string" ? data.message : data.error;
+      throw new EphemeralKeyError(data.error as EndpointErrorCode, response.status, message, retryAfter);
+    }
+    throw new EphemeralKeyError("bad_response", response.status,
+      `The endpoint answered HTTP ${response.status} without a JSON error.`, retryAfter);
+  }
+  const secret = isObject(data) ? data.client_secret : undefined;
+  if (!isObject(data) || !isObject(secret) || typeof secret.value !== "string" || !secret.value) {
+    throw new EphemeralKeyError("bad_response", response.status, "The endpoint's answer has no client_secret.value.");
+  }
+  const expiresAt = typeof secret.expires_at === "number" ? secret.expires_at
+    : typeof data.expires_at === "number" ? data.expires_at : null;
+  return { value: secret.value, expiresAt, session: data };
+}
+
+/** The Outspeed document's helper, typed: resolves to the ephemeral key string. */
+export async function getEphemeralKeyFromServer(agentId: string, options?: EphemeralKeyOptions): Promise<string> {
+  return (await requestEphemeralKey(agentId, options)).value;
+}

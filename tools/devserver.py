@@ -1,0 +1,209 @@
+"""`make run`: the token endpoint, its upstream and the example page, in one foreground command.
+
+- the endpoint (function/main.py under functions-framework, via FunctionServer) on
+  http://localhost:8080/token, configured from Pulumi.dev.yaml through the infra package's own
+  settings -> function-environment code, so it behaves as the deployed dev stack does;
+- with no OUTSPEED_API_KEY in the environment, an embedded OutspeedStandIn as the upstream
+  (announced); with one, the real Outspeed API (OUTSPEED_API_BASE overrides the base URL);
+- examples/web/ on http://localhost:5173.
+
+Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything and exits 0.
+
+    python -m tools.devserver [--stack dev] [--port 8080] [--web-port 5173]
+    TOKEN_PORT=9080 WEB_PORT=9173 make run
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlencode
+
+from tools.function_server import ROOT, FunctionServer, StartupError
+from tools.outspeed_standin import OutspeedStandIn
+
+WEB_ROOT = ROOT / "examples" / "web"
+BIND_HOST = "127.0.0.1"  # loopback only: the endpoint holds an API key; "localhost" resolves here too
+DEFAULT_PORT, DEFAULT_WEB_PORT = 8080, 5173
+# Variables the developer's shell may set; everything else comes from the stack config.
+UPSTREAM_ENV = ("OUTSPEED_API_KEY", "OUTSPEED_API_BASE")
+
+
+def function_env(stack: str, root: Path = ROOT) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The function's environment for `stack` and the config warnings, derived by the infra
+    package's own code, exactly as the deployed stack derives them.
+
+    The API key is not part of it (in the cloud it comes from Secret Manager); the caller adds it.
+    Raises infra.settings.ConfigError (one line naming the key and the fix) on bad config.
+    """
+    from infra import settings, stackfiles  # pure modules: no Pulumi engine needed
+
+    config = stackfiles.stack_config(stack, root)
+    parsed = settings.parse_mapping(stackfiles.project_values(config))
+    env = settings.function_environment(parsed, project=str(config.get("gcp:project") or ""))
+    return {k: v for k, v in env.items() if v != "" and k != "OUTSPEED_API_KEY"}, parsed.warnings
+
+
+class _StaticHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map,
+                      ".js": "text/javascript", ".ts": "text/plain", ".html": "text/html"}
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")  # edits show on reload
+        super().end_headers()
+
+    def log_message(self, format, *args):  # noqa: A002 - only failures are worth a line
+        if len(args) > 1 and str(args[1]).startswith(("4", "5")):
+            sys.stderr.write(f"[web] {self.command} {self.path} -> {args[1]}\n")
+
+
+class StaticSite:
+    """examples/web/ over HTTP on 127.0.0.1 in a background thread."""
+
+    def __init__(self, port: int, directory: Path = WEB_ROOT):
+        handler = functools.partial(_StaticHandler, directory=str(directory))
+        self.server = ThreadingHTTPServer((BIND_HOST, port), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       name="static-site", daemon=True)
+
+    def start(self) -> "StaticSite":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _port_free(port: int) -> bool:
+    if port == 0:
+        return True
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            sock.bind((BIND_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _env_port(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    if not value.isdigit():
+        raise SystemExit(f"devserver: {name} must be a port number, not {value!r}")
+    return int(value)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.devserver", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack whose config the endpoint uses (default dev)")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)  # tests: a dir with Pulumi.yaml + stack file
+    parser.add_argument("--port", type=int, default=_env_port("TOKEN_PORT", DEFAULT_PORT),
+                        help="endpoint port (env TOKEN_PORT, default 8080)")
+    parser.add_argument("--web-port", type=int, default=_env_port("WEB_PORT", DEFAULT_WEB_PORT),
+                        help="example page port (env WEB_PORT, default 5173)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    stopping = threading.Event()
+
+    def request_stop(signum, frame):
+        stopping.set()  # no exception: it could land mid-Popen and orphan a child; the loops below poll
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+
+    standin = site = fn = None
+    code = 0
+    try:
+        try:
+            env, warnings = function_env(args.stack, args.root)
+        except Exception as exc:  # a config error is the user's to fix: one line, no traceback
+            say(f"devserver: cannot configure the endpoint from the {args.stack} stack: {exc}")
+            return 1
+        for warning in warnings:
+            say(f"warning: {warning}")
+        for name, port, flag in (("endpoint", args.port, "TOKEN_PORT"), ("example page", args.web_port, "WEB_PORT")):
+            if not _port_free(port):
+                say(f"devserver: port {port} ({name}) is in use, perhaps by another `make run`; "
+                    f"choose another with {flag}=<port>")
+                return 1
+
+        if os.environ.get("OUTSPEED_API_KEY"):
+            env["OUTSPEED_API_KEY"] = os.environ["OUTSPEED_API_KEY"]
+            if os.environ.get("OUTSPEED_API_BASE"):
+                env["OUTSPEED_API_BASE"] = os.environ["OUTSPEED_API_BASE"]
+            upstream = env.get("OUTSPEED_API_BASE", "https://api.outspeed.com")
+            say(f"OUTSPEED_API_KEY is set: calling the real Outspeed API at {upstream}")
+        else:
+            # The stand-in checks a per-run key, so the endpoint's Authorization header is exercised.
+            key = "standin-" + secrets.token_urlsafe(16)
+            standin = OutspeedStandIn(api_key=key, record=False).start()
+            env.update(OUTSPEED_API_KEY=key, OUTSPEED_API_BASE=standin.url)
+            upstream = f"local stand-in {standin.url}"
+            say(f"no OUTSPEED_API_KEY: using the local Outspeed stand-in at {standin.url} "
+                "(its keys are fake; export OUTSPEED_API_KEY=... to call the real API)")
+
+        fn = FunctionServer(env, port=args.port, host=BIND_HOST, inherit_output=True)
+        try:
+            fn.start()
+        except StartupError as exc:
+            if not stopping.is_set():
+                say(f"devserver: the endpoint did not start:\n{exc}")
+                code = 1
+            return code
+        site = StaticSite(args.web_port).start()
+
+        endpoint = f"http://localhost:{fn.port}/token"
+        query = {}
+        if fn.port != DEFAULT_PORT:
+            query["endpoint"] = endpoint
+        agents = [a for a in env.get("ALLOWED_AGENT_IDS", "").split(",") if a]
+        if agents:
+            query["agentId"] = agents[0]
+        page = f"http://localhost:{site.port}/" + (f"?{urlencode(query, safe=':/')}" if query else "")
+        origins = env.get("ALLOWED_HOSTNAMES") or "any"
+        say("")
+        say(f"outspeed-token dev server ({args.stack} stack config; allowed hostnames: {origins})")
+        say(f"  token endpoint  {endpoint}")
+        say(f"  example page    {page}")
+        say(f"  Outspeed API    {upstream}")
+        say("Ctrl-C to stop.")
+
+        while not stopping.is_set():
+            if fn.process.poll() is not None:
+                say(f"devserver: the endpoint exited with status {fn.process.returncode}; stopping")
+                code = 1
+                break
+            time.sleep(0.2)
+    finally:
+        # A second Ctrl-C during shutdown must not cut the cleanup short.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        for part in (fn, site, standin):
+            if part is not None:
+                part.stop()
+        if stopping.is_set():
+            say("devserver: stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
