@@ -79,8 +79,10 @@ export async function requestEphemeralKey(
     throw new EphemeralKeyError("network_error", 0,
       `Could not call ${endpoint}: the browser blocked the call (is this page's origin allowed?) or the endpoint is unreachable.`);
   }
-  const header = response.headers.get("Retry-After");
-  const retryAfter = header && /^\d+$/.test(header) ? Number(header) : undefined;
+  const header = response.headers.get("Retry-After") ?? ""; // seconds or an HTTP date
+  const date = Date.parse(header);
+  const retryAfter = /^\d+$/.test(header) ? Number(header)
+    : date ? Math.max(0, Math.ceil((date - Date.now()) / 1000)) : undefined;
   const data: unknown = await response.json().catch(() => undefined);
   if (!response.ok) {
     if (isObject(data) && typeof data.error === "string") {
