@@ -1,0 +1,69 @@
+"""Linux /proc readings of a server's process tree: CPU seconds and memory.
+
+Shared by `make bench` and tests/function/test_load.py. functions-framework runs a gunicorn
+master (the process FunctionServer started, which imports function/main.py before forking)
+and one worker (which serves every request); `tree(pid)` returns both.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _ppid_and_times(pid: int) -> tuple[int, int]:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # fields after the ")" that ends the command name: state ppid ... utime(14) stime(15)
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of pid (scans /proc; no dependency on CONFIG_PROC_CHILDREN)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if _ppid_and_times(int(entry))[0] == pid:
+                    found.append(int(entry))
+            except (OSError, ValueError):
+                continue  # exited while we looked
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """pid and all its live descendants."""
+    pids, todo = [], [pid]
+    while todo and len(pids) < 64:  # bounded: a server tree is a handful of processes
+        current = todo.pop()
+        pids.append(current)
+        todo.extend(children(current))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the given live processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            total += _ppid_and_times(pid)[1]
+        except OSError:
+            continue
+    return total / _TICKS
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A `Vm*` field of /proc/<pid>/status (VmRSS = now, VmHWM = peak), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def worker_pid(master_pid: int) -> int:
+    """The single gunicorn worker under a functions-framework master."""
+    kids = children(master_pid)
+    if len(kids) != 1:
+        raise RuntimeError(f"expected one gunicorn worker under {master_pid}, found {kids}")
+    return kids[0]

@@ -1,0 +1,380 @@
+"""`make bench`: the token endpoint against a hand-written Node (express) server, side by side.
+
+Everything runs on 127.0.0.1 in one invocation, bounded in time (about 2 minutes):
+  - the Outspeed stand-in (tools/outspeed_standin.py) in its own process, fixed delay;
+  - the endpoint: function/main.py under functions-framework exactly as Cloud Functions runs
+    it (tools/function_server.py: gunicorn, one worker, THREADS threads);
+  - the baseline: bench/node/server.js, one express process with a keep-alive agent
+    (installed with `npm ci` into bench/node/node_modules; skipped with a note if node or
+    npm is missing);
+  - the load: wrk (bench/post.lua), or a bounded Python client when wrk is missing.
+
+    python -m bench.run [--delay-ms 20] [--threads 80] [--markdown bench/results/table.md]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import load, procstat
+from bench.upstream import RemoteStandIn
+from tools.function_server import FUNCTION_SOURCE, ROOT, FunctionServer, free_port
+
+NODE_DIR = Path(__file__).with_name("node")
+API_KEY = "bench-api-key-" + "x" * 24
+AGENT_ID = "bench-agent"
+TOKEN_BODY = json.dumps({"agentId": AGENT_ID}).encode()
+MIB = 1024
+
+
+# ---------------------------------------------------------------- servers under test
+
+def endpoint_env(upstream_url: str, threads: int) -> dict[str, str]:
+    return {"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream_url, "THREADS": str(threads),
+            "UPSTREAM_TIMEOUT_SECONDS": "10"}
+
+
+class NodeServer:
+    """bench/node/server.js in a subprocess (same shape as FunctionServer)."""
+
+    def __init__(self, upstream_url: str):
+        self.port = free_port()
+        self.env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        self.env.update({"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream_url,
+                         "PORT": str(self.port), "NODE_ENV": "production"})
+        self.process: subprocess.Popen | None = None
+        self._log = tempfile.TemporaryFile()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "NodeServer":
+        self.process = subprocess.Popen(["node", "server.js"], cwd=NODE_DIR, env=self.env,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def prepare_node() -> str | None:
+    """Install the Node baseline's pinned dependencies; return why it is unavailable, or None."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed (install Node.js >= 18 with npm for the baseline column)"
+    lock, stamp = NODE_DIR / "package-lock.json", NODE_DIR / "node_modules" / ".package-lock.json"
+    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+        return None
+    print("installing the Node baseline: npm ci (bench/node)", flush=True)
+    try:
+        proc = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR,
+                              capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        return "npm ci timed out after 180 s"
+    if proc.returncode != 0:
+        return f"npm ci failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+    return None
+
+
+# ---------------------------------------------------------------- probes
+
+def post(url: str, path: str, body: bytes, headers: dict[str, str], timeout: float = 5.0) -> int:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **headers})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def cold_start(make_server, timeout: float = 30.0) -> float:
+    """Seconds from process start to the first 200 from POST /token (polled every 5 ms)."""
+    server = make_server()
+    first_ok: list[float] = []
+    began = time.monotonic()
+
+    def poll() -> None:
+        while time.monotonic() - began < timeout:
+            try:
+                if post(server.url, "/token", TOKEN_BODY, {}, timeout=timeout) == 200:
+                    first_ok.append(time.monotonic())
+                    return
+            except OSError:
+                pass
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        server.start()
+        poller.join(timeout)
+    finally:
+        server.stop()
+    if not first_ok:
+        raise RuntimeError("server never answered 200 during the cold-start probe")
+    return first_ok[0] - began
+
+
+def import_seconds(source: Path, env: dict[str, str]) -> float:
+    """Import time of main.py in a fresh interpreter with its directory on sys.path."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); import main; "
+            "print(time.perf_counter() - t)")
+    full_env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    full_env.update({"PYTHONDONTWRITEBYTECODE": "1", **env})
+    out = subprocess.run([sys.executable, "-c", code, str(source.parent)], env=full_env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- figures
+
+@dataclass
+class Column:
+    name: str
+    c1: load.Result | None = None
+    c64: load.Result | None = None
+    cpu_per_1k: float | None = None
+    conns: int | None = None
+    conns_requests: int | None = None
+    rss_mib: float | None = None
+    rss_note: str = ""
+    cold_ms: float | None = None
+    failed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def measure(col: Column, url: str, path: str, body: bytes, headers: dict[str, str], *, args,
+            pids=lambda: [], upstream: RemoteStandIn, use_wrk: bool) -> None:
+    target = url + path
+    load.run(target, body, headers, concurrency=1, duration=1, use_wrk=use_wrk)  # warm-up
+    col.c1 = load.run(target, body, headers, concurrency=1, duration=args.c1_seconds, use_wrk=use_wrk)
+    conns_before = upstream.connections
+    warm = load.run(target, body, headers, concurrency=args.concurrency, duration=args.warmup_seconds,
+                    use_wrk=use_wrk)
+    cpu_before = procstat.cpu_seconds(pids())
+    col.c64 = load.run(target, body, headers, concurrency=args.concurrency, duration=args.rate_seconds,
+                       use_wrk=use_wrk)
+    cpu_after = procstat.cpu_seconds(pids())
+    col.conns = upstream.connections - conns_before
+    col.conns_requests = warm.requests + col.c64.requests
+    if pids():
+        col.cpu_per_1k = (cpu_after - cpu_before) / col.c64.requests * 1000 if col.c64.requests else None
+    col.failed = col.c1.failed + warm.failed + col.c64.failed
+
+
+def fmt(value, spec=".1f", suffix="") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:{spec}}{suffix}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def build_rows(direct: Column, fn: Column, node: Column | None, imp: float, args) -> list[list[str]]:
+    def c1(col, attr):
+        return getattr(col.c1, attr) if col and col.c1 else None
+
+    added_fn_50 = c1(fn, "p50_ms") - c1(direct, "p50_ms")
+    added_fn_99 = c1(fn, "p99_ms") - c1(direct, "p99_ms")
+    added_node_50 = c1(node, "p50_ms") - c1(direct, "p50_ms") if node else None
+    added_node_99 = c1(node, "p99_ms") - c1(direct, "p99_ms") if node else None
+    fn_rate, node_rate = fn.c64.rate, node.c64.rate if node else None
+    per_1k = lambda col: col.conns / col.conns_requests * 1000 if col and col.conns_requests else None  # noqa: E731
+    rows = [
+        ["p50 latency, c=1 (ms)", fmt(c1(direct, "p50_ms"), ".2f"), fmt(c1(fn, "p50_ms"), ".2f"),
+         fmt(c1(node, "p50_ms"), ".2f"), "", ""],
+        ["p99 latency, c=1 (ms)", fmt(c1(direct, "p99_ms"), ".2f"), fmt(c1(fn, "p99_ms"), ".2f"),
+         fmt(c1(node, "p99_ms"), ".2f"), "", ""],
+        ["added p50 over direct, c=1 (ms)", "-", fmt(added_fn_50, ".2f"), fmt(added_node_50, ".2f"),
+         "endpoint <= node", verdict(None if added_node_50 is None else added_fn_50 <= added_node_50)],
+        ["added p99 over direct, c=1 (ms)", "-", fmt(added_fn_99, ".2f"), fmt(added_node_99, ".2f"), "", ""],
+        [f"requests/s, c={args.concurrency}", fmt(direct.c64.rate, ".0f"), fmt(fn_rate, ".0f"),
+         fmt(node_rate, ".0f"), ">= 0.5 x node",
+         verdict(None if node_rate is None else fn_rate >= 0.5 * node_rate)],
+        [f"p50 / p99 latency, c={args.concurrency} (ms)",
+         *[f"{col.c64.p50_ms:.1f} / {col.c64.p99_ms:.1f}" if col and col.c64 else "n/a"
+           for col in (direct, fn, node)], "", ""],
+        ["failed requests (non-2xx, errors)", *[str(col.failed) if col else "n/a" for col in (direct, fn, node)],
+         "0", verdict(fn.failed == 0 and (node is None or node.failed == 0))],
+        [f"CPU s per 1,000 requests, c={args.concurrency}", "-", fmt(fn.cpu_per_1k, ".3f"),
+         fmt(node.cpu_per_1k if node else None, ".3f"), "", ""],
+        ["peak RSS (MiB, VmHWM)", "-", f"{fn.rss_mib:.1f} ({fn.rss_note})",
+         f"{node.rss_mib:.1f}" if node and node.rss_mib else "n/a", "< 128", verdict(fn.rss_mib < 128)],
+        [f"upstream connections opened (c={args.concurrency} run incl. warm-up)", "-",
+         f"{fn.conns} of {fn.conns_requests} req", f"{node.conns} of {node.conns_requests} req" if node else "n/a",
+         f"<= THREADS ({args.threads})", verdict(fn.conns <= args.threads)],
+        ["  ... per 1,000 requests", "-", fmt(per_1k(fn), ".2f"), fmt(per_1k(node), ".2f"), "", ""],
+        [f"cold start to first 200 (ms, median of {args.cold_starts})", "-", fmt(fn.cold_ms, ".0f"),
+         fmt(node.cold_ms if node else None, ".0f"), "", ""],
+        [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", "< 0.25",
+         verdict(imp < 0.25)],
+    ]
+    return rows
+
+
+HEADER = ["figure", "stand-in direct", "endpoint", "node express", "target", "result"]
+
+
+def render_text(rows) -> str:
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(HEADER), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def render_markdown(rows) -> str:
+    out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    out += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("node") else "no node"
+    return (f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, Node {node}")
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="stand-in's fixed delay (default 20)")
+    parser.add_argument("--threads", type=int, default=80,
+                        help="THREADS for the endpoint = the function's concurrency setting (default 80)")
+    parser.add_argument("--concurrency", type=int, default=64, help="client connections for the rate run")
+    parser.add_argument("--c1-seconds", type=float, default=8.0)
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--warmup-seconds", type=float, default=2.0)
+    parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument("--imports", type=int, default=5)
+    parser.add_argument("--no-node", action="store_true", help="skip the Node baseline")
+    parser.add_argument("--python-client", action="store_true", help="use the Python load client even if wrk exists")
+    parser.add_argument("--source", type=Path, default=FUNCTION_SOURCE, help="function source (default function/main.py)")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
+    args = parser.parse_args(argv)
+    for name in ("c1_seconds", "rate_seconds", "warmup_seconds"):
+        setattr(args, name, min(max(getattr(args, name), 0.5), 60.0))  # bounded whatever the flags say
+    args.cold_starts, args.imports = min(max(args.cold_starts, 1), 10), min(max(args.imports, 1), 20)
+
+    if not args.source.exists():
+        print(f"{args.source} does not exist yet: nothing to benchmark", file=sys.stderr)
+        return 2
+    use_wrk = not args.python_client and load.have_wrk()
+    if not use_wrk and not args.python_client:
+        print(load.WRK_INSTALL_HINT, flush=True)
+    node_missing = "--no-node given" if args.no_node else prepare_node()
+    if node_missing:
+        print(f"Node column unavailable: {node_missing}", flush=True)
+
+    started = time.monotonic()
+    print(f"machine: {machine()}", flush=True)
+    print(f"stand-in delay {args.delay_ms:g} ms, endpoint THREADS={args.threads}, load "
+          f"{'wrk' if use_wrk else 'python client'}", flush=True)
+
+    with RemoteStandIn(delay=args.delay_ms / 1000, api_key=API_KEY) as upstream:
+        env = endpoint_env(upstream.url, args.threads)
+        imports = [import_seconds(args.source, env) for _ in range(args.imports)]
+        imp = statistics.median(imports)
+        print(f"import: {', '.join(f'{x:.3f}' for x in imports)} s", flush=True)
+
+        fn_col, node_col, direct = Column("endpoint"), None if node_missing else Column("node"), Column("direct")
+        colds = [cold_start(lambda: FunctionServer(env, source=args.source)) for _ in range(args.cold_starts)]
+        fn_col.cold_ms = statistics.median(colds) * 1000
+        if node_col:
+            node_colds = [cold_start(lambda: NodeServer(upstream.url)) for _ in range(args.cold_starts)]
+            node_col.cold_ms = statistics.median(node_colds) * 1000
+        print("cold starts done", flush=True)
+
+        auth = {"Authorization": f"Bearer {API_KEY}"}
+        measure(direct, upstream.url, f"/v1/realtime/sessions?agent_id={AGENT_ID}", b"", auth, args=args,
+                upstream=upstream, use_wrk=use_wrk)
+        print("stand-in direct done", flush=True)
+
+        with FunctionServer(env, source=args.source) as fn:
+            if post(fn.url, "/token", TOKEN_BODY, {}) != 200:
+                raise SystemExit(f"the endpoint does not answer 200 to POST /token:\n{fn.output()[-2000:]}")
+            tree = lambda: procstat.tree(fn.process.pid)  # noqa: E731
+            measure(fn_col, fn.url, "/token", TOKEN_BODY, {}, args=args, pids=tree, upstream=upstream,
+                    use_wrk=use_wrk)
+            worker = procstat.worker_pid(fn.process.pid)
+            master_hwm = procstat.status_kib(fn.process.pid, "VmHWM") / MIB
+            worker_hwm = procstat.status_kib(worker, "VmHWM") / MIB
+            fn_col.rss_mib = master_hwm + worker_hwm
+            fn_col.rss_note = f"master {master_hwm:.1f} + worker {worker_hwm:.1f}"
+        print("endpoint done", flush=True)
+
+        if node_col:
+            node = NodeServer(upstream.url).start()
+            try:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    try:
+                        if post(node.url, "/token", TOKEN_BODY, {}) == 200:
+                            break
+                    except OSError:
+                        time.sleep(0.05)
+                measure(node_col, node.url, "/token", TOKEN_BODY, {}, args=args,
+                        pids=lambda: procstat.tree(node.process.pid), upstream=upstream, use_wrk=use_wrk)
+                node_col.rss_mib = procstat.status_kib(node.process.pid, "VmHWM") / MIB
+            finally:
+                node.stop()
+            print("node done", flush=True)
+
+    rows = build_rows(direct, fn_col, node_col, imp, args)
+    print()
+    print(render_text(rows))
+    print(f"\n(stand-in delay {args.delay_ms:g} ms; endpoint = functions-framework/gunicorn, 1 worker, "
+          f"THREADS={args.threads}; load = {'wrk' if use_wrk else 'python client'}; "
+          f"bench took {time.monotonic() - started:.0f} s)")
+    if node_missing:
+        print(f"Node column unavailable: {node_missing}")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. "
+                                 f"Stand-in delay {args.delay_ms:g} ms, THREADS={args.threads}, "
+                                 f"load generator {'wrk' if use_wrk else 'Python client'}.\n\n"
+                                 + render_markdown(rows) + "\n")
+        print(f"markdown table written to {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
