@@ -84,6 +84,9 @@ def _session(agent_id: str | None, config: dict | None) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+    # Headers and body go out as two writes; with Nagle on, the second waits for the peer's
+    # delayed ACK (~40 ms per answer), which would swamp every latency the tests and bench see.
+    disable_nagle_algorithm = True
     server_version = "outspeed-standin"
     state: _State  # set per server class
 
