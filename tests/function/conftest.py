@@ -110,8 +110,12 @@ def servers(upstream):
 
 
 @pytest.fixture(scope="session")
-def api():
-    return Api()
+def api(servers):
+    # Depends on `servers` so it is torn down first: closing the keep-alive connections lets
+    # gunicorn stop at once instead of waiting out its keep-alive timeout.
+    client = Api()
+    yield client
+    client.http.close()
 
 
 @pytest.fixture
