@@ -83,7 +83,8 @@ def _mocks_module():
             state = dict(args.inputs)
             kind = args.typ.split(":")[-1]
             project = state.get("project") or self.project
-            collection = kind.lower()[:-1] + "ies" if kind.endswith("y") else kind.lower() + "s"
+            plural = {"y": kind[:-1] + "ies", "s": kind + "es"}.get(kind[-1], kind + "s")
+            collection = plural.lower()
             rid = f"projects/{project}/{collection}/{state.get('name') or args.name}"
             if args.typ == "gcp:serviceaccount/account:Account":
                 email = f"{state['accountId']}@{project}.iam.gserviceaccount.com"
@@ -182,7 +183,7 @@ def run_program(stack: str, overrides: Optional[dict[str, Any]] = None,
     logger.propagate = False
     logger.addHandler(Capture())
 
-    mocks = _mocks_module()(config["gcp:project"])
+    mocks = _mocks_module()(config.get("gcp:project", PLACEHOLDER_PROJECT))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False,
                              logger=logger, monitor=Recorder(mocks))
     pulumi.runtime.set_all_config(config, SECRET_KEYS)

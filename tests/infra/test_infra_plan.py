@@ -1,0 +1,75 @@
+"""`make plan` (python -m tools.plan): readable, credential-free, and clear on config errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tools.plan import PLACEHOLDER_API_KEY, ROOT
+
+
+def plan(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "PULUMI_"))}
+    return subprocess.run([sys.executable, "-m", "tools.plan", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def dev_plan():
+    return plan("dev")
+
+
+@pytest.fixture(scope="module")
+def prod_plan():
+    return plan("prod")
+
+
+def test_dev_plan_shows_the_open_function(dev_plan):
+    assert dev_plan.returncode == 0, dev_plan.stderr
+    out = dev_plan.stdout
+    assert "Plan for stack 'dev'" in out
+    assert "ingress ALLOW_ALL" in out
+    assert "env ALLOWED_HOSTNAMES=localhost,127.0.0.1" in out
+    assert "secret env OUTSPEED_API_KEY <- secret outspeed-token-dev-outspeed-api-key version 1" in out
+    assert "roles/run.invoker -> allUsers" in out
+    assert "compute." not in out and "ipAddress" not in out
+    assert "tokenUrl        https://outspeed-token-dev-" in out
+    assert PLACEHOLDER_API_KEY not in out + dev_plan.stderr
+    assert "data [secret]" in out
+
+
+def test_prod_plan_shows_the_edge(prod_plan):
+    assert prod_plan.returncode == 0, prod_plan.stderr
+    out = prod_plan.stdout
+    assert "ingress ALLOW_INTERNAL_AND_GCLB" in out
+    assert "rule 2000 rate_based_ban: 60 req/60s per IP -> deny(429), ban 300s" in out
+    assert "rule 1000 deny(403): has(request.headers['origin'])" in out
+    assert "rule 2147483647 allow" in out
+    assert "managed cert for token.example.com" in out
+    assert ":443 EXTERNAL_MANAGED" in out and ":80 EXTERNAL_MANAGED" in out
+    assert "redirect https=True code PERMANENT_REDIRECT" in out
+    assert "tokenUrl        https://token.example.com/token" in out
+    assert "ipAddress       203.0.113.10" in out
+    assert PLACEHOLDER_API_KEY not in out + prod_plan.stderr
+
+
+def test_plan_reports_a_config_error_and_fails():
+    result = plan("prod", "--set", "domain=")
+    assert result.returncode == 2
+    assert "CONFIG ERROR: config outspeed-token:domain: is required when authEnabled is true" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_plan_shows_overrides_and_warnings():
+    result = plan("prod", "--set", "allowedHostnames=[]", "--set", "rateLimit={requestsPerMinute: 5, banSeconds: 60}")
+    assert result.returncode == 0, result.stderr
+    assert "rule 1000" not in result.stdout
+    assert "rule 2000 rate_based_ban: 5 req/60s per IP -> deny(429), ban 60s" in result.stdout
+    assert "WARNING: outspeed-token:allowedHostnames is empty" in result.stdout
+
+
+def test_plan_rejects_an_unknown_stack():
+    result = plan("staging")
+    assert result.returncode == 2 and "Pulumi.staging.yaml" in result.stderr

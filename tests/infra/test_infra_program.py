@@ -1,0 +1,367 @@
+"""The real __main__.py under Pulumi mocks, per stack, with each stack file's own config."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from infra.source import DEFAULT_SOURCE_DIR, deployable_files, source_hash
+from infra_helpers import TEST_API_KEY, by_name, of_type, one
+from tools.plan import PLACEHOLDER_PROJECT, run_isolated
+
+FUNCTION = "gcp:cloudfunctionsv2/function:Function"
+ACCOUNT = "gcp:serviceaccount/account:Account"
+SECRET = "gcp:secretmanager/secret:Secret"
+SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
+SECRET_IAM = "gcp:secretmanager/secretIamMember:SecretIamMember"
+PROJECT_IAM = "gcp:projects/iAMMember:IAMMember"
+RUN_IAM = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
+API = "gcp:projects/service:Service"
+BUCKET_OBJECT = "gcp:storage/bucketObject:BucketObject"
+ARMOR = "gcp:compute/securityPolicy:SecurityPolicy"
+NEG = "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup"
+BACKEND = "gcp:compute/backendService:BackendService"
+URL_MAP = "gcp:compute/uRLMap:URLMap"
+CERT = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
+HTTPS_PROXY = "gcp:compute/targetHttpsProxy:TargetHttpsProxy"
+HTTP_PROXY = "gcp:compute/targetHttpProxy:TargetHttpProxy"
+ADDRESS = "gcp:compute/globalAddress:GlobalAddress"
+FORWARDING = "gcp:compute/globalForwardingRule:GlobalForwardingRule"
+
+FUNCTION_APIS = {"cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
+                 "artifactregistry.googleapis.com", "secretmanager.googleapis.com", "storage.googleapis.com",
+                 "iam.googleapis.com"}
+
+
+def service_config(run):
+    return one(run, FUNCTION)["inputs"]["serviceConfig"]
+
+
+def account(run, suffix):
+    return next(a for a in of_type(run, ACCOUNT) if a["inputs"]["accountId"].endswith(suffix))
+
+
+def email(acct):
+    return f"{acct['inputs']['accountId']}@{PLACEHOLDER_PROJECT}.iam.gserviceaccount.com"
+
+
+# --- both stacks -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_function_build_and_scaling(stack_runs, stack):
+    run = stack_runs[stack]
+    fn = one(run, FUNCTION)["inputs"]
+    build = fn["buildConfig"]
+    assert re.fullmatch(r"python3(\d+)", build["runtime"]) and int(build["runtime"][7:]) >= 12
+    assert build["entryPoint"] == "token"
+    sc = fn["serviceConfig"]
+    assert (sc["minInstanceCount"], sc["maxInstanceCount"]) == (0, 10)
+    assert sc["maxInstanceRequestConcurrency"] == 80 and sc["availableCpu"] == "1"
+    assert sc["environmentVariables"]["THREADS"] == str(sc["maxInstanceRequestConcurrency"])
+    assert sc["availableMemory"] == "256Mi"
+    assert sc["environmentVariables"]["GOOGLE_CLOUD_PROJECT"] == PLACEHOLDER_PROJECT
+    assert sc["environmentVariables"]["OUTSPEED_API_BASE"] == "https://api.outspeed.com"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_runtime_and_build_accounts_are_separate_and_used(stack_runs, stack):
+    run = stack_runs[stack]
+    runtime, build = account(run, "-run"), account(run, "-build")
+    fn = one(run, FUNCTION)["inputs"]
+    assert fn["serviceConfig"]["serviceAccountEmail"] == email(runtime)
+    assert fn["buildConfig"]["serviceAccount"] == f"projects/{PLACEHOLDER_PROJECT}/serviceAccounts/{email(build)}"
+    # The build account gets the build roles; the runtime account gets no project-wide role.
+    grants = of_type(run, PROJECT_IAM)
+    assert {g["inputs"]["role"] for g in grants} == {
+        "roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin"}
+    assert {g["inputs"]["member"] for g in grants} == {f"serviceAccount:{email(build)}"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_api_key_is_pinned_to_the_created_secret_version(stack_runs, stack):
+    run = stack_runs[stack]
+    secret = one(run, SECRET)["inputs"]
+    version = one(run, SECRET_VERSION)["inputs"]
+    assert version["secret"] == f"projects/{PLACEHOLDER_PROJECT}/secrets/{secret['secretId']}"
+    assert version["secretData"] == {"$secret": TEST_API_KEY}
+    (binding,) = service_config(run)["secretEnvironmentVariables"]
+    assert binding == {"key": "OUTSPEED_API_KEY", "projectId": PLACEHOLDER_PROJECT,
+                       "secret": secret["secretId"], "version": "1"}  # the mock's created version, not "latest"
+    assert "OUTSPEED_API_KEY" not in service_config(run)["environmentVariables"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_runtime_account_reads_only_its_own_secret(stack_runs, stack):
+    run = stack_runs[stack]
+    secret = one(run, SECRET)["inputs"]
+    accessor = one(run, SECRET_IAM)["inputs"]
+    assert accessor["role"] == "roles/secretmanager.secretAccessor"
+    assert accessor["secretId"] == f"projects/{PLACEHOLDER_PROJECT}/secrets/{secret['secretId']}"
+    assert accessor["member"] == f"serviceAccount:{email(account(run, '-run'))}"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_public_invocation_is_granted_on_the_functions_cloud_run_service(stack_runs, stack):
+    run = stack_runs[stack]
+    invoker = one(run, RUN_IAM)["inputs"]
+    fn = one(run, FUNCTION)["inputs"]
+    assert (invoker["role"], invoker["member"]) == ("roles/run.invoker", "allUsers")
+    assert invoker["name"] == f"projects/{PLACEHOLDER_PROJECT}/locations/{fn['location']}/services/{fn['name']}"
+    assert invoker["location"] == fn["location"] == "us-central1"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_required_apis_enabled_kept_on_destroy_and_awaited(stack_runs, stack):
+    run = stack_runs[stack]
+    apis = {a["inputs"]["service"]: a for a in of_type(run, API)}
+    assert FUNCTION_APIS <= set(apis)
+    assert all(a["inputs"]["disableOnDestroy"] is False for a in apis.values())
+    fn = one(run, FUNCTION)
+    for api in FUNCTION_APIS:
+        assert apis[api]["urn"] in fn["dependencies"], f"function does not wait for {api}"
+    for acct in of_type(run, ACCOUNT):
+        assert apis["iam.googleapis.com"]["urn"] in acct["dependencies"]
+    assert apis["secretmanager.googleapis.com"]["urn"] in one(run, SECRET)["dependencies"]
+    # The first deploy also needs the secret grant and the build roles in place.
+    assert one(run, SECRET_IAM)["urn"] in fn["dependencies"]
+    assert all(g["urn"] in fn["dependencies"] for g in of_type(run, PROJECT_IAM))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_source_object_name_carries_the_content_hash(stack_runs, stack):
+    run = stack_runs[stack]
+    obj = one(run, BUCKET_OBJECT)["inputs"]
+    expected = f"function-{source_hash(DEFAULT_SOURCE_DIR)[:20]}.zip"
+    assert obj["name"] == expected
+    assert obj["source"] == {"$archive": deployable_files(DEFAULT_SOURCE_DIR)}
+    assert "main.py" in obj["source"]["$archive"] and "requirements.txt" in obj["source"]["$archive"]
+    storage = one(run, FUNCTION)["inputs"]["buildConfig"]["source"]["storageSource"]
+    assert storage["object"] == expected and storage["bucket"] == obj["bucket"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_resource_belongs_to_a_component(stack_runs, stack):
+    run = stack_runs[stack]
+    for res in run["resources"]:
+        if res["custom"]:
+            assert "pulumi:pulumi:Stack::" not in res["parent"].split("$")[-1], f"{res['name']} is parented to the stack"
+            assert "infra:" in res["parent"], res["name"]
+    components = {r["name"] for r in run["resources"] if not r["custom"]}
+    for res in run["resources"]:  # names derive from the component's name
+        owner = res["parent"].rsplit("::", 1)[-1]
+        if owner in components:
+            assert res["name"].startswith(owner + "-"), res["name"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_api_key_is_a_secret_and_never_plain(stack_runs, stack):
+    run = stack_runs[stack]
+    assert TEST_API_KEY not in json.dumps(run["outputs"])
+    # Strip every secret-wrapped value; the key must not remain anywhere in any input.
+    def strip(value):
+        if isinstance(value, dict):
+            return "<secret>" if "$secret" in value else {k: strip(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+    assert TEST_API_KEY not in json.dumps([strip(r["inputs"]) for r in run["resources"]])
+    assert TEST_API_KEY in json.dumps(one(run, SECRET_VERSION)["inputs"])  # ...and it is really there, wrapped
+    assert set(run["outputs"]) >= {"tokenUrl", "functionName", "secretId", "serviceAccount"}
+
+
+# --- dev ---------------------------------------------------------------------------------------
+
+def test_dev_is_the_open_function_with_no_edge(dev):
+    sc = service_config(dev)
+    assert sc["ingressSettings"] == "ALLOW_ALL"
+    env = sc["environmentVariables"]
+    assert env["ALLOWED_HOSTNAMES"] == "localhost,127.0.0.1"
+    assert "ALLOWED_AGENT_IDS" not in env  # any agent while prototyping
+    assert env["HTTPS_ORIGINS_ONLY"] == "false" and env["ALLOW_CLIENT_SESSION_CONFIG"] == "false"
+    assert "SESSION_CONFIG" not in env
+    assert [r["type"] for r in dev["resources"] if r["type"].startswith("gcp:compute/")] == []
+    assert "compute.googleapis.com" not in {a["inputs"]["service"] for a in of_type(dev, API)}
+    assert not [r for r in dev["resources"] if r["type"] == "outspeed-token:infra:Edge"]
+
+
+def test_dev_outputs_point_at_the_function(dev):
+    outputs = {k: v["value"] for k, v in dev["outputs"].items()}
+    assert outputs["tokenUrl"] == "https://outspeed-token-dev-abc123xyz-uc.a.run.app/token"  # mock URI + /token
+    assert outputs["functionName"] == one(dev, FUNCTION)["inputs"]["name"] == "outspeed-token-dev"
+    assert outputs["secretId"] == one(dev, SECRET)["inputs"]["secretId"]
+    assert outputs["serviceAccount"] == email(account(dev, "-run"))
+    assert "ipAddress" not in outputs
+
+
+# --- prod --------------------------------------------------------------------------------------
+
+def test_prod_function_only_accepts_the_load_balancer(prod):
+    sc = service_config(prod)
+    assert sc["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
+    env = sc["environmentVariables"]
+    assert env["HTTPS_ORIGINS_ONLY"] == "true" and env["ALLOW_CLIENT_SESSION_CONFIG"] == "false"
+    assert env["ALLOWED_HOSTNAMES"] == "app.example.com" and env["ALLOWED_AGENT_IDS"] == "example-agent-id"
+
+
+def test_prod_edge_chain(prod):
+    fn = one(prod, FUNCTION)["inputs"]
+    ids = {r["name"]: r for r in prod["resources"]}
+
+    def rid(name, collection):
+        return f"projects/{PLACEHOLDER_PROJECT}/{collection}/{ids[name]['inputs']['name']}"
+
+    neg = one(prod, NEG)["inputs"]
+    assert neg["networkEndpointType"] == "SERVERLESS" and neg["region"] == fn["location"]
+    assert neg["cloudRun"] == {"service": fn["name"]}  # the function's Cloud Run service
+
+    backend = one(prod, BACKEND)["inputs"]
+    assert backend["loadBalancingScheme"] == "EXTERNAL_MANAGED"
+    assert backend["logConfig"]["enable"] is True
+    assert backend["securityPolicy"] == rid("edge-armor", "securitypolicies")
+    assert [b["group"] for b in backend["backends"]] == [rid("edge-neg", "regionnetworkendpointgroups")]
+    assert "timeoutSec" not in backend and "healthChecks" not in backend  # serverless NEGs reject both
+
+    url_map = by_name(prod, "edge-urlmap")["inputs"]
+    assert url_map["defaultService"] == rid("edge-backend", "backendservices")
+    cert = one(prod, CERT)["inputs"]
+    assert cert["managed"]["domains"] == ["token.example.com"]
+    https_proxy = one(prod, HTTPS_PROXY)["inputs"]
+    assert https_proxy["urlMap"] == rid("edge-urlmap", "urlmaps")
+    assert https_proxy["sslCertificates"] == [rid("edge-cert", "managedsslcertificates")]
+
+    rules = {r["inputs"]["portRange"]: r["inputs"] for r in of_type(prod, FORWARDING)}
+    assert set(rules) == {"443", "80"}
+    address = rid("edge-ip", "globaladdresses")
+    assert rules["443"]["target"] == rid("edge-https-proxy", "targethttpsproxies")
+    assert rules["80"]["target"] == rid("edge-http-proxy", "targethttpproxies")
+    for rule in rules.values():
+        assert rule["ipAddress"] == address
+        assert rule["loadBalancingScheme"] == backend["loadBalancingScheme"] == "EXTERNAL_MANAGED"
+
+    redirect = by_name(prod, "edge-http-redirect")["inputs"]["defaultUrlRedirect"]
+    assert redirect["httpsRedirect"] is True and redirect["redirectResponseCode"] == "PERMANENT_REDIRECT"  # 308
+    assert one(prod, HTTP_PROXY)["inputs"]["urlMap"] == rid("edge-http-redirect", "urlmaps")
+    assert one(prod, ADDRESS)
+
+    compute_api = next(a for a in of_type(prod, API) if a["inputs"]["service"] == "compute.googleapis.com")
+    for res in prod["resources"]:
+        if res["type"].startswith("gcp:compute/"):
+            assert compute_api["urn"] in res["dependencies"], res["name"]
+
+
+def test_prod_cloud_armor_policy(prod):
+    rules = sorted(one(prod, ARMOR)["inputs"]["rules"], key=lambda r: r["priority"])
+    origin, rate, default = rules
+    assert origin["action"] == "deny(403)" and origin["priority"] < rate["priority"]
+    expression = origin["match"]["expr"]["expression"]
+    assert expression.startswith("has(request.headers['origin']) && !")
+    assert "app[.]example[.]com" in expression
+    assert rate["action"] == "rate_based_ban"
+    options = rate["rateLimitOptions"]
+    assert options["enforceOnKey"] == "IP"
+    assert (options["exceedAction"], options["conformAction"]) == ("deny(429)", "allow")
+    assert options["rateLimitThreshold"] == {"count": 60, "intervalSec": 60}
+    assert options["banDurationSec"] == 300
+    assert default["priority"] == 2147483647 and default["action"] == "allow"
+    assert default["match"] == {"versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["*"]}}
+
+
+def test_prod_outputs(prod):
+    outputs = {k: v["value"] for k, v in prod["outputs"].items()}
+    assert outputs["tokenUrl"] == "https://token.example.com/token"
+    assert outputs["ipAddress"] == "203.0.113.10"  # the reserved address (mock)
+    assert outputs["functionName"] == "outspeed-token-prod"
+    assert prod["warnings"] == []
+
+
+# --- config changes, each run in its own interpreter ------------------------------------------
+
+def test_prod_without_allowlist_drops_the_origin_rule_and_warns():
+    run = run_isolated("prod", {"allowedHostnames": [], "rateLimit": {"requestsPerMinute": 120, "banSeconds": 600}})
+    assert run["error"] is None
+    rules = sorted(one(run, ARMOR)["inputs"]["rules"], key=lambda r: r["priority"])
+    assert [r["action"] for r in rules] == ["rate_based_ban", "allow"]
+    assert rules[0]["rateLimitOptions"]["rateLimitThreshold"] == {"count": 120, "intervalSec": 60}
+    assert rules[0]["rateLimitOptions"]["banDurationSec"] == 600
+    assert "ALLOWED_HOSTNAMES" not in service_config(run)["environmentVariables"]
+    assert any("allowedHostnames" in w for w in run["warnings"])
+
+
+def test_config_not_the_stack_name_decides_the_edge():
+    # The dev stack file with prod settings gets the full edge; prod with authEnabled false gets none.
+    as_prod = run_isolated("dev", {"authEnabled": True, "domain": "dev-token.example.com", "agentIds": ["a1"]})
+    assert as_prod["error"] is None and one(as_prod, ARMOR) and one(as_prod, NEG)
+    assert service_config(as_prod)["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert as_prod["outputs"]["tokenUrl"]["value"] == "https://dev-token.example.com/token"
+    as_dev = run_isolated("prod", {"authEnabled": False})
+    assert as_dev["error"] is None
+    assert not [r for r in as_dev["resources"] if r["type"].startswith("gcp:compute/")]
+    assert service_config(as_dev)["ingressSettings"] == "ALLOW_ALL" and "ipAddress" not in as_dev["outputs"]
+
+
+def test_single_request_concurrency_needs_no_whole_cpu():
+    run = run_isolated("dev", {"concurrency": 1, "memory": "512Mi", "minInstances": 1, "maxInstances": 3,
+                               "sessionConfig": {"model": "m"}, "allowClientSessionConfig": True})
+    sc = service_config(run)
+    assert sc["maxInstanceRequestConcurrency"] == 1 and "availableCpu" not in sc
+    assert sc["environmentVariables"]["THREADS"] == "1"
+    assert (sc["minInstanceCount"], sc["maxInstanceCount"], sc["availableMemory"]) == (1, 3, "512Mi")
+    assert json.loads(sc["environmentVariables"]["SESSION_CONFIG"]) == {"model": "m"}
+    assert sc["environmentVariables"]["ALLOW_CLIENT_SESSION_CONFIG"] == "true"
+
+
+PROGRAM_BAD = [
+    ("prod", {"allowedHostnames": ["*.example.com"]}, "allowedHostnames"),
+    ("prod", {"allowedHostnames": ["https://app.example.com"]}, "allowedHostnames"),
+    ("prod", {"allowedHostnames": ["app.example.com/x"]}, "allowedHostnames"),
+    ("prod", {"allowedHostnames": ["app.example.com:443"]}, "allowedHostnames"),
+    ("prod", {"domain": ""}, "domain"),
+    ("prod", {"allowClientSessionConfig": True}, "allowClientSessionConfig"),
+    ("prod", {"agentIds": []}, "agentIds"),
+    ("prod", {"rateLimit": {"requestsPerMinute": 0, "banSeconds": 300}}, "rateLimit.requestsPerMinute"),
+    ("dev", {"maxInstances": 0}, "maxInstances"),
+    ("dev", {"sessionConfig": "not an object"}, "sessionConfig"),
+]
+
+
+@pytest.mark.parametrize("stack,change,key", PROGRAM_BAD, ids=[f"{s}-{k}-{i}" for i, (s, _, k) in enumerate(PROGRAM_BAD)])
+def test_bad_config_fails_the_program_before_any_resource(stack, change, key):
+    run = run_isolated(stack, change)
+    assert run["error"]["type"] == "ConfigError" and run["error"]["key"] == key
+    assert f"outspeed-token:{key}" in run["error"]["message"] and "Fix: " in run["error"]["message"]
+    assert run["resources"] == [] and run["exit_code"] == 2
+
+
+def test_missing_api_key_fails_naming_it():
+    run = run_isolated("dev", {"outspeedApiKey": None, "gcp:project": "p"})
+    assert run["error"] is not None and "outspeedApiKey" in run["error"]["message"]
+
+
+def test_missing_project_fails_naming_gcp_project(monkeypatch):
+    for var in ("GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    run = run_isolated("dev", {"gcp:project": None})
+    assert run["error"]["key"] == "gcp:project" and "pulumi config set gcp:project" in run["error"]["message"]
+
+
+def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(dev, tmp_path):
+    copy = tmp_path / "function"
+    shutil.copytree(DEFAULT_SOURCE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Noise that never ships must not change the name either.
+    (copy / "__pycache__").mkdir(exist_ok=True)
+    (copy / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"\x00bytecode")
+    (copy / "tests").mkdir(exist_ok=True)
+    (copy / "tests" / "test_main.py").write_text("def test(): pass\n")
+    unchanged = run_isolated("dev", function_dir=copy)
+    original_name = one(dev, BUCKET_OBJECT)["inputs"]["name"]
+    assert one(unchanged, BUCKET_OBJECT)["inputs"]["name"] == original_name
+
+    main = copy / "main.py"
+    main.write_text(main.read_text() + "\n# a code change\n")
+    changed = run_isolated("dev", function_dir=copy)
+    new_name = one(changed, BUCKET_OBJECT)["inputs"]["name"]
+    assert new_name != original_name
+    assert new_name == f"function-{source_hash(copy)[:20]}.zip"
+    assert one(changed, FUNCTION)["inputs"]["buildConfig"]["source"]["storageSource"]["object"] == new_name
