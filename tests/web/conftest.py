@@ -15,7 +15,8 @@ import pytest
 
 from tools.function_server import ROOT, free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium by default; CHROMIUM=/path/to/chrome points the tests at another build.
+CHROMIUM = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 TEST_AGENT = "agent-web-test"
