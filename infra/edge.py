@@ -156,7 +156,8 @@ class Edge(pulumi.ComponentResource):
             ssl_certificates=[self.certificate.id],
             opts=child(),
         )
-        # Reserved so the DNS A record stays valid across LB changes.
+        # Reserved so the DNS A record stays valid across LB changes; both forwarding rules
+        # use its literal IP (the provider reads back an IP, so an id would diff forever).
         self.address = gcp.compute.GlobalAddress(
             f"{name}-ip",
             project=project,
@@ -169,7 +170,7 @@ class Edge(pulumi.ComponentResource):
             project=project,
             name=f"{args.prefix}-https",
             target=self.https_proxy.id,
-            ip_address=self.address.id,
+            ip_address=self.address.address,
             ip_protocol="TCP",
             port_range="443",
             load_balancing_scheme=LB_SCHEME,
@@ -199,7 +200,7 @@ class Edge(pulumi.ComponentResource):
             project=project,
             name=f"{args.prefix}-http",
             target=self.http_proxy.id,
-            ip_address=self.address.id,
+            ip_address=self.address.address,
             ip_protocol="TCP",
             port_range="80",
             load_balancing_scheme=LB_SCHEME,

@@ -233,7 +233,7 @@ def test_prod_edge_chain(prod):
 
     rules = {r["inputs"]["portRange"]: r["inputs"] for r in of_type(prod, FORWARDING)}
     assert set(rules) == {"443", "80"}
-    address = rid("edge-ip", "globaladdresses")
+    address = "203.0.113.10"  # the reserved address's IP (mock), shared by both rules
     assert rules["443"]["target"] == rid("edge-https-proxy", "targethttpsproxies")
     assert rules["80"]["target"] == rid("edge-http-proxy", "targethttpproxies")
     for rule in rules.values():
