@@ -346,22 +346,25 @@ def test_missing_project_fails_naming_gcp_project(monkeypatch):
     assert run["error"]["key"] == "gcp:project" and "pulumi config set gcp:project" in run["error"]["message"]
 
 
-def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(dev, tmp_path):
+def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(tmp_path):
+    # A private copy: function/ itself is never touched (and may change under us meanwhile).
     copy = tmp_path / "function"
     shutil.copytree(DEFAULT_SOURCE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    # Noise that never ships must not change the name either.
+    clean_hash = source_hash(copy)
+    # Noise that never ships must not change the name.
     (copy / "__pycache__").mkdir(exist_ok=True)
     (copy / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"\x00bytecode")
     (copy / "tests").mkdir(exist_ok=True)
     (copy / "tests" / "test_main.py").write_text("def test(): pass\n")
-    unchanged = run_isolated("dev", function_dir=copy)
-    original_name = one(dev, BUCKET_OBJECT)["inputs"]["name"]
-    assert one(unchanged, BUCKET_OBJECT)["inputs"]["name"] == original_name
+    first = one(run_isolated("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
+    again = one(run_isolated("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
+    assert first["name"] == again["name"] == f"function-{clean_hash[:20]}.zip"
+    assert not any("pycache" in f or f.startswith("tests/") for f in first["source"]["$archive"])
 
     main = copy / "main.py"
     main.write_text(main.read_text() + "\n# a code change\n")
     changed = run_isolated("dev", function_dir=copy)
     new_name = one(changed, BUCKET_OBJECT)["inputs"]["name"]
-    assert new_name != original_name
+    assert new_name != first["name"]
     assert new_name == f"function-{source_hash(copy)[:20]}.zip"
     assert one(changed, FUNCTION)["inputs"]["buildConfig"]["source"]["storageSource"]["object"] == new_name
