@@ -126,7 +126,7 @@ class Edge(pulumi.ComponentResource):
             project=project,
             name=f"{args.prefix}-backend",
             load_balancing_scheme=LB_SCHEME,
-            protocol="HTTPS",
+            protocol="HTTPS",  # Cloud Run terminates TLS itself; the LB re-encrypts to it
             backends=[gcp.compute.BackendServiceBackendArgs(group=self.neg.id)],
             security_policy=self.policy.id,
             # Request logs carry Armor's verdict (rate-limit bans, origin denials).
