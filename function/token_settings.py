@@ -96,7 +96,7 @@ def _api_key(env: Mapping[str, str]) -> str | None:
         return None
     if not API_KEY_RE.fullmatch(key):
         # Never quote the value: it is the secret.
-        raise SettingsError("OUTSPEED_API_KEY contains spaces or control characters; "
+        raise SettingsError("OUTSPEED_API_KEY contains spaces, control or non-ASCII characters; "
                             "store the bare key in Secret Manager")
     return key
 
