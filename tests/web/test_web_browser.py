@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tests.web.conftest import TEST_AGENT, DevServer, screenshot
+from .conftest import TEST_AGENT, DevServer, screenshot
 
 RESULT = "#result"
 

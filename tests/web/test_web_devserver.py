@@ -8,7 +8,7 @@ import socket
 import pytest
 import requests
 
-from tests.web.conftest import DevServer, descendants, stack_root, still_running
+from .conftest import DevServer, descendants, stack_root, still_running
 from tools.outspeed_standin import OutspeedStandIn
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.web.conftest import TEST_AGENT
+from .conftest import TEST_AGENT
 from tools.function_server import ROOT
 
 WEB = ROOT / "examples" / "web"
