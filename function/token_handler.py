@@ -103,13 +103,6 @@ def _internal_error(exc: BaseException) -> Outcome:
     return outcome
 
 
-def _remote_ip(request: flask.Request) -> str | None:
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded:
-        return forwarded.split(",", 1)[0].strip()
-    return request.remote_addr
-
-
 def respond(request: flask.Request, outcome: Outcome, cors: tuple[tuple[str, str], ...],
             started: float, settings: Settings) -> flask.Response:
     headers = BASE_HEADERS + cors + outcome.headers
@@ -122,7 +115,7 @@ def respond(request: flask.Request, outcome: Outcome, cors: tuple[tuple[str, str
     line = token_log.request_line(
         method=request.method, path=request.path, status=outcome.status, code=outcome.code,
         elapsed=time.perf_counter() - started, user_agent=request.headers.get("User-Agent"),
-        remote_ip=_remote_ip(request), origin=request.headers.get("Origin"), agent_id=outcome.agent_id,
+        remote_ip=request.remote_addr, forwarded_for=request.headers.get("X-Forwarded-For"), origin=request.headers.get("Origin"), agent_id=outcome.agent_id,
         upstream_status=outcome.upstream_status,
         trace=token_log.trace_fields(request.headers.get("X-Cloud-Trace-Context"),
                                      request.headers.get("traceparent"), settings.project),

@@ -48,7 +48,7 @@ def severity_of(status: int) -> str:
 
 
 def request_line(*, method: str, path: str, status: int, code: str, elapsed: float,
-                 user_agent: str | None, remote_ip: str | None, origin: str | None,
+                 user_agent: str | None, remote_ip: str | None, forwarded_for: str | None, origin: str | None,
                  agent_id: str | None, upstream_status: int | None, trace: dict[str, str],
                  stack_trace: str | None = None) -> str:
     message = f"{method} {_cut(path)} {status} {code}"
@@ -66,6 +66,9 @@ def request_line(*, method: str, path: str, status: int, code: str, elapsed: flo
             "remoteIp": _cut(remote_ip),
         },
         "code": code,
+        # As received: its leftmost entries are whatever the client claimed, so it is kept
+        # apart from remoteIp (the platform's own request log, linked by trace, has the truth).
+        "forwardedFor": _cut(forwarded_for),
         "agentId": agent_id,
         "origin": _cut(origin),
         "upstreamStatus": upstream_status,

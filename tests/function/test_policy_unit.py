@@ -145,6 +145,12 @@ def test_nothing_a_caller_sends_reaches_the_url_unencoded(agent_id, source):
     assert parse_qs(parts.query, keep_blank_values=True, strict_parsing=True) == expected
 
 
+def test_agent_id_is_percent_encoded_in_the_url():
+    call = plan({"agentId": "agent:2.v_3", "source": "my-app"}, OPEN)
+    assert sessions_url(Settings(api_base="https://api.outspeed.com"), call) == \
+        "https://api.outspeed.com/v1/realtime/sessions?agent_id=agent%3A2.v_3&source=my-app"
+
+
 def test_url_without_params_has_no_query():
     assert sessions_url(Settings(api_base="http://127.0.0.1:1"), UpstreamCall((), b"{}")) == \
         "http://127.0.0.1:1/v1/realtime/sessions"

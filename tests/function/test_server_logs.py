@@ -35,7 +35,8 @@ def test_success_line_has_the_cloud_logging_fields(api, fn, upstream):
     assert http["requestUrl"] == "/token"  # path only: no query string, no host
     assert http["status"] == 200
     assert re.fullmatch(r"\d+\.\d+s", http["latency"])
-    assert http["remoteIp"] == "203.0.113.9"
+    assert http["remoteIp"] == "127.0.0.1"  # the peer, not a header the client can write
+    assert line["forwardedFor"] == "203.0.113.9, 10.0.0.1"
     assert line["code"] == "ok"
     assert line["agentId"] == "agent-1"
     assert line["origin"] == HTTPS_APP
