@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from http.cookiejar import DefaultCookiePolicy
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -34,6 +35,9 @@ def new_session(pool_size: int) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.trust_env = False  # no proxy or netrc surprises from the runtime's environment
+    # Shared by every caller: a cookie Outspeed (or a balancer in front of it) set for one
+    # request must not ride along on the next caller's.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 

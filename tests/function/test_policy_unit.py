@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from token_policy import (MAX_BODY_BYTES, Rejection, UpstreamCall, decide_origin, is_json_content_type,
                           parse_json_object, parse_origin, plan)
 from token_settings import Settings
-from token_upstream import Failed, Minted, classify, sessions_url
+from token_upstream import Failed, Minted, classify, new_session, sessions_url
 
 STRICT = Settings(allowed_hostnames=frozenset({"app.example.com"}), https_origins_only=True,
                   allowed_agent_ids=frozenset({"agent-1"}))
@@ -185,3 +187,33 @@ def test_retry_after_is_passed_only_when_well_formed(retry_after, passed):
     outcome = classify(429, {"Retry-After": retry_after}, b"{}")
     assert outcome.rejection.code == "upstream_rate_limited"
     assert dict(outcome.rejection.headers).get("Retry-After") == passed
+
+
+def test_the_shared_session_keeps_no_cookies_between_callers():
+    seen = []
+
+    class SetsCookies(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "affinity=caller-1; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        session = new_session(2)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        for _ in range(2):
+            assert session.post(url, timeout=5).status_code == 200
+        assert seen == [None, None]
+        assert len(session.cookies) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
