@@ -41,6 +41,8 @@ VARIANTS = {
                   "SESSION_CONFIG": json.dumps(SESSION_CONFIG)},
     # dev, the seed's legacy flow: any origin, the client's config is the whole body
     "dev_client": {"ALLOW_CLIENT_SESSION_CONFIG": "true"},
+    # Cloud Functions' execution-id logging: the framework re-parses every stdout line
+    "execution_id": {"LOG_EXECUTION_ID": "true"},
     # the secret was never set
     "no_key": {"ALLOWED_HOSTNAMES": "app.example.com", "OUTSPEED_API_KEY": ""},
     # nothing listens at the upstream address

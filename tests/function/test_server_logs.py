@@ -113,5 +113,17 @@ def test_hostile_header_values_stay_inside_their_json_field(api, fn):
     assert all(other.get("severity") != "EMERGENCY" for other in log_lines(fn))
 
 
+def test_lines_survive_the_frameworks_execution_id_logging(api, servers):
+    fn = servers.get("execution_id")
+    ua = "ua-" + secrets.token_hex(6)
+    r = api.post(fn_url(fn), {"agentId": "agent-1"},
+                 headers={"User-Agent": ua, "Function-Execution-Id": "exec-42", "X-Cloud-Trace-Context": f"{TRACE}/7"})
+    assert r.status_code == 200
+    [line] = lines_for(fn, ua)
+    assert line["code"] == "ok" and line["severity"] == "INFO"
+    assert line["logging.googleapis.com/labels"]["execution_id"] == "exec-42"
+    assert line["logging.googleapis.com/trace"] == f"projects/{PROJECT}/traces/{TRACE}"
+
+
 def test_zz_output_holds_no_secrets(api, servers, upstream):
     assert_no_secrets(servers, upstream, api)
