@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import HTTPS_APP, API_KEY, assert_no_secrets, error_of, fn_url
+from function_helpers import HTTPS_APP, API_KEY, assert_no_secrets, error_of, fn_url
 
 pytestmark = pytest.mark.usefixtures("fresh_upstream")
 GOOD = {"agentId": "agent-1"}

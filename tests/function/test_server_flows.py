@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import API_KEY, HTTPS_APP, SESSION_CONFIG, assert_no_secrets, error_of, fn_url
+from function_helpers import API_KEY, HTTPS_APP, SESSION_CONFIG, assert_no_secrets, error_of, fn_url
 
 pytestmark = pytest.mark.usefixtures("fresh_upstream")
 SESSIONS = "/v1/realtime/sessions"

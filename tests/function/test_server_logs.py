@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from conftest import HTTPS_APP, PROJECT, assert_no_secrets, fn_url, log_lines
+from function_helpers import HTTPS_APP, PROJECT, assert_no_secrets, fn_url, log_lines
 
 pytestmark = pytest.mark.usefixtures("fresh_upstream")
 TRACE = "0af7651916cd43dd8448eb211c80319c"

@@ -7,7 +7,7 @@ import concurrent.futures
 
 import pytest
 
-from conftest import API_KEY, HTTPS_APP, assert_no_secrets, error_of, fn_url
+from function_helpers import API_KEY, HTTPS_APP, assert_no_secrets, error_of, fn_url
 
 pytestmark = pytest.mark.usefixtures("fresh_upstream")
 GOOD = {"agentId": "agent-1", "source": "web"}

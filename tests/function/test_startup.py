@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from conftest import API_KEY, error_of
+from function_helpers import API_KEY, error_of
 from tools.function_server import FunctionServer, StartupError
 
 
