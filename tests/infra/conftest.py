@@ -14,18 +14,17 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) does not add the repo root
     sys.path.insert(0, str(ROOT))
 
-from infra_helpers import TEST_API_KEY  # noqa: E402
-from tools.plan import run_isolated  # noqa: E402
+from infra_helpers import run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def stack_runs() -> dict[str, dict[str, Any]]:
     """dev and prod with their own stack files plus a secret key, run side by side."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {stack: pool.submit(run_isolated, stack, api_key=TEST_API_KEY) for stack in ("dev", "prod")}
+        futures = {stack: pool.submit(run, stack) for stack in ("dev", "prod")}
         runs = {stack: f.result() for stack, f in futures.items()}
-    for stack, run in runs.items():
-        assert run["error"] is None, f"{stack}: {run['error']}"
+    for stack, result in runs.items():
+        assert result["error"] is None, f"{stack}: {result['error']}"
     return runs
 
 

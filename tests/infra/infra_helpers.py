@@ -1,10 +1,34 @@
-"""Lookups over a mock run's result (tools.plan.run_program's dict). A uniquely named module,
-not conftest, so test modules can import it whatever other conftest.py files exist."""
+"""Running the program for tests, and lookups over a run's result (tools.plan.run_program's
+dict). A uniquely named module, not conftest, so test modules can import it whatever other
+conftest.py files exist.
+
+The stack files are the user's to edit (README: `pulumi config set domain ...`), so tests
+read the stack's expected values from the file (through the separately unit-tested
+settings parser) rather than hard-coding the shipped examples, and pin only what a user's
+machine adds: gcp:project and gcp:region.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+
+from infra import stackfiles
+from infra.settings import Settings, parse_mapping
+from tools.plan import PLACEHOLDER_PROJECT, run_isolated
 
 TEST_API_KEY = "osk-test-7c1e9a54f0b24d8e-not-a-real-key"
+REGION = "us-central1"
+
+
+def run(stack: str, overrides: Optional[dict[str, Any]] = None, **kwargs) -> dict[str, Any]:
+    """The real __main__.py in a fresh interpreter, with the test key and a pinned project/region."""
+    pinned = {"gcp:project": PLACEHOLDER_PROJECT, "gcp:region": REGION, **(overrides or {})}
+    kwargs.setdefault("api_key", TEST_API_KEY)
+    return run_isolated(stack, pinned, **kwargs)
+
+
+def stack_settings(stack: str) -> Settings:
+    """What Pulumi.<stack>.yaml (plus Pulumi.yaml defaults) asks for."""
+    return parse_mapping(stackfiles.project_values(stackfiles.stack_config(stack)))
 
 
 def of_type(run: dict[str, Any], type_: str) -> list[dict[str, Any]]:

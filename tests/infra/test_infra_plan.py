@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from infra_helpers import stack_settings
 from tools.plan import PLACEHOLDER_API_KEY, ROOT
 
 
@@ -31,7 +32,7 @@ def test_dev_plan_shows_the_open_function(dev_plan):
     out = dev_plan.stdout
     assert "Plan for stack 'dev'" in out
     assert "ingress ALLOW_ALL" in out
-    assert "env ALLOWED_HOSTNAMES=localhost,127.0.0.1" in out
+    assert f"env ALLOWED_HOSTNAMES={','.join(stack_settings('dev').allowed_hostnames)}" in out
     assert "secret env OUTSPEED_API_KEY <- secret outspeed-token-dev-outspeed-api-key version 1" in out
     assert "roles/run.invoker -> allUsers" in out
     assert "compute." not in out and "ipAddress" not in out
@@ -43,14 +44,16 @@ def test_dev_plan_shows_the_open_function(dev_plan):
 def test_prod_plan_shows_the_edge(prod_plan):
     assert prod_plan.returncode == 0, prod_plan.stderr
     out = prod_plan.stdout
+    want = stack_settings("prod")
     assert "ingress ALLOW_INTERNAL_AND_GCLB" in out
-    assert "rule 2000 rate_based_ban: 60 req/60s per IP -> deny(429), ban 300s" in out
-    assert "rule 1000 deny(403): has(request.headers['origin'])" in out
+    rate = want.rate_limit
+    assert f"rule 2000 rate_based_ban: {rate.requests_per_minute} req/60s per IP -> deny(429), ban {rate.ban_seconds}s" in out
+    assert ("rule 1000 deny(403): has(request.headers['origin'])" in out) == bool(want.allowed_hostnames)
     assert "rule 2147483647 allow" in out
-    assert "managed cert for token.example.com" in out
+    assert f"managed cert for {want.domain}" in out
     assert ":443 EXTERNAL_MANAGED" in out and ":80 EXTERNAL_MANAGED" in out
     assert "redirect https=True code PERMANENT_REDIRECT" in out
-    assert "tokenUrl        https://token.example.com/token" in out
+    assert f"tokenUrl        https://{want.domain}/token" in out
     assert "ipAddress       203.0.113.10" in out
     assert PLACEHOLDER_API_KEY not in out + prod_plan.stderr
 

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from infra.source import DEFAULT_SOURCE_DIR, deployable_files, source_hash
-from infra_helpers import TEST_API_KEY, by_name, of_type, one
-from tools.plan import PLACEHOLDER_PROJECT, run_isolated
+from infra_helpers import REGION, TEST_API_KEY, by_name, of_type, one, run, stack_settings
+from tools.plan import PLACEHOLDER_PROJECT
 
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
 ACCOUNT = "gcp:serviceaccount/account:Account"
@@ -56,13 +56,14 @@ def test_function_build_and_scaling(stack_runs, stack):
     build = fn["buildConfig"]
     assert re.fullmatch(r"python3(\d+)", build["runtime"]) and int(build["runtime"][7:]) >= 12
     assert build["entryPoint"] == "token"
-    sc = fn["serviceConfig"]
-    assert (sc["minInstanceCount"], sc["maxInstanceCount"]) == (0, 10)
-    assert sc["maxInstanceRequestConcurrency"] == 80 and sc["availableCpu"] == "1"
+    sc, want = fn["serviceConfig"], stack_settings(stack)
+    assert (sc["minInstanceCount"], sc["maxInstanceCount"]) == (want.min_instances, want.max_instances)
+    assert sc["maxInstanceRequestConcurrency"] == want.concurrency
+    assert sc["availableCpu"] == "1" if want.concurrency > 1 else "availableCpu" not in sc
     assert sc["environmentVariables"]["THREADS"] == str(sc["maxInstanceRequestConcurrency"])
-    assert sc["availableMemory"] == "256Mi"
+    assert sc["availableMemory"] == want.memory
     assert sc["environmentVariables"]["GOOGLE_CLOUD_PROJECT"] == PLACEHOLDER_PROJECT
-    assert sc["environmentVariables"]["OUTSPEED_API_BASE"] == "https://api.outspeed.com"
+    assert sc["environmentVariables"]["OUTSPEED_API_BASE"] == want.api_base
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -109,7 +110,7 @@ def test_public_invocation_is_granted_on_the_functions_cloud_run_service(stack_r
     fn = one(run, FUNCTION)["inputs"]
     assert (invoker["role"], invoker["member"]) == ("roles/run.invoker", "allUsers")
     assert invoker["name"] == f"projects/{PLACEHOLDER_PROJECT}/locations/{fn['location']}/services/{fn['name']}"
-    assert invoker["location"] == fn["location"] == "us-central1"
+    assert invoker["location"] == fn["location"] == REGION
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -174,13 +175,15 @@ def test_api_key_is_a_secret_and_never_plain(stack_runs, stack):
 # --- dev ---------------------------------------------------------------------------------------
 
 def test_dev_is_the_open_function_with_no_edge(dev):
+    want = stack_settings("dev")
     sc = service_config(dev)
     assert sc["ingressSettings"] == "ALLOW_ALL"
     env = sc["environmentVariables"]
-    assert env["ALLOWED_HOSTNAMES"] == "localhost,127.0.0.1"
-    assert "ALLOWED_AGENT_IDS" not in env  # any agent while prototyping
-    assert env["HTTPS_ORIGINS_ONLY"] == "false" and env["ALLOW_CLIENT_SESSION_CONFIG"] == "false"
-    assert "SESSION_CONFIG" not in env
+    assert env["ALLOWED_HOSTNAMES"] == ",".join(want.allowed_hostnames)
+    assert {"localhost", "127.0.0.1"} <= set(env["ALLOWED_HOSTNAMES"].split(","))
+    assert env.get("ALLOWED_AGENT_IDS", "") == ",".join(want.agent_ids)
+    assert env["HTTPS_ORIGINS_ONLY"] == "false"
+    assert env["ALLOW_CLIENT_SESSION_CONFIG"] == ("true" if want.allow_client_session_config else "false")
     assert [r["type"] for r in dev["resources"] if r["type"].startswith("gcp:compute/")] == []
     assert "compute.googleapis.com" not in {a["inputs"]["service"] for a in of_type(dev, API)}
     assert not [r for r in dev["resources"] if r["type"] == "outspeed-token:infra:Edge"]
@@ -198,11 +201,14 @@ def test_dev_outputs_point_at_the_function(dev):
 # --- prod --------------------------------------------------------------------------------------
 
 def test_prod_function_only_accepts_the_load_balancer(prod):
+    want = stack_settings("prod")
     sc = service_config(prod)
     assert sc["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
     env = sc["environmentVariables"]
     assert env["HTTPS_ORIGINS_ONLY"] == "true" and env["ALLOW_CLIENT_SESSION_CONFIG"] == "false"
-    assert env["ALLOWED_HOSTNAMES"] == "app.example.com" and env["ALLOWED_AGENT_IDS"] == "example-agent-id"
+    assert env.get("ALLOWED_HOSTNAMES", "") == ",".join(want.allowed_hostnames)
+    assert env.get("ALLOWED_AGENT_IDS", "") == ",".join(want.agent_ids)
+    assert want.agent_ids or "SESSION_CONFIG" in env  # prod never mints for any agent
 
 
 def test_prod_edge_chain(prod):
@@ -226,7 +232,7 @@ def test_prod_edge_chain(prod):
     url_map = by_name(prod, "edge-urlmap")["inputs"]
     assert url_map["defaultService"] == rid("edge-backend", "backendservices")
     cert = one(prod, CERT)["inputs"]
-    assert cert["managed"]["domains"] == ["token.example.com"]
+    assert cert["managed"]["domains"] == [stack_settings("prod").domain]
     https_proxy = one(prod, HTTPS_PROXY)["inputs"]
     assert https_proxy["urlMap"] == rid("edge-urlmap", "urlmaps")
     assert https_proxy["sslCertificates"] == [rid("edge-cert", "managedsslcertificates")]
@@ -252,59 +258,63 @@ def test_prod_edge_chain(prod):
 
 
 def test_prod_cloud_armor_policy(prod):
+    want = stack_settings("prod")
     rules = sorted(one(prod, ARMOR)["inputs"]["rules"], key=lambda r: r["priority"])
-    origin, rate, default = rules
-    assert origin["action"] == "deny(403)" and origin["priority"] < rate["priority"]
-    expression = origin["match"]["expr"]["expression"]
-    assert expression.startswith("has(request.headers['origin']) && !")
-    assert "app[.]example[.]com" in expression
+    if want.allowed_hostnames:
+        origin, rate, default = rules
+        assert origin["action"] == "deny(403)" and origin["priority"] < rate["priority"]
+        expression = origin["match"]["expr"]["expression"]
+        assert expression.startswith("has(request.headers['origin']) && !")
+        assert all(h.replace(".", "[.]") in expression for h in want.allowed_hostnames)
+    else:  # an empty allowlist omits the origin rule
+        rate, default = rules
     assert rate["action"] == "rate_based_ban"
     options = rate["rateLimitOptions"]
     assert options["enforceOnKey"] == "IP"
     assert (options["exceedAction"], options["conformAction"]) == ("deny(429)", "allow")
-    assert options["rateLimitThreshold"] == {"count": 60, "intervalSec": 60}
-    assert options["banDurationSec"] == 300
+    assert options["rateLimitThreshold"] == {"count": want.rate_limit.requests_per_minute, "intervalSec": 60}
+    assert options["banDurationSec"] == want.rate_limit.ban_seconds
     assert default["priority"] == 2147483647 and default["action"] == "allow"
     assert default["match"] == {"versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["*"]}}
 
 
 def test_prod_outputs(prod):
     outputs = {k: v["value"] for k, v in prod["outputs"].items()}
-    assert outputs["tokenUrl"] == "https://token.example.com/token"
+    assert outputs["tokenUrl"] == f"https://{stack_settings('prod').domain}/token"
     assert outputs["ipAddress"] == "203.0.113.10"  # the reserved address (mock)
     assert outputs["functionName"] == "outspeed-token-prod"
-    assert prod["warnings"] == []
+    assert bool(prod["warnings"]) == (not stack_settings("prod").allowed_hostnames)
 
 
 # --- config changes, each run in its own interpreter ------------------------------------------
 
 def test_prod_without_allowlist_drops_the_origin_rule_and_warns():
-    run = run_isolated("prod", {"allowedHostnames": [], "rateLimit": {"requestsPerMinute": 120, "banSeconds": 600}})
-    assert run["error"] is None
-    rules = sorted(one(run, ARMOR)["inputs"]["rules"], key=lambda r: r["priority"])
+    result = run("prod", {"allowedHostnames": [], "rateLimit": {"requestsPerMinute": 120, "banSeconds": 600}})
+    assert result["error"] is None
+    rules = sorted(one(result, ARMOR)["inputs"]["rules"], key=lambda r: r["priority"])
     assert [r["action"] for r in rules] == ["rate_based_ban", "allow"]
     assert rules[0]["rateLimitOptions"]["rateLimitThreshold"] == {"count": 120, "intervalSec": 60}
     assert rules[0]["rateLimitOptions"]["banDurationSec"] == 600
-    assert "ALLOWED_HOSTNAMES" not in service_config(run)["environmentVariables"]
-    assert any("allowedHostnames" in w for w in run["warnings"])
+    assert "ALLOWED_HOSTNAMES" not in service_config(result)["environmentVariables"]
+    assert any("allowedHostnames" in w for w in result["warnings"])
 
 
 def test_config_not_the_stack_name_decides_the_edge():
     # The dev stack file with prod settings gets the full edge; prod with authEnabled false gets none.
-    as_prod = run_isolated("dev", {"authEnabled": True, "domain": "dev-token.example.com", "agentIds": ["a1"]})
+    as_prod = run("dev", {"authEnabled": True, "domain": "dev-token.example.com", "agentIds": ["a1"]})
     assert as_prod["error"] is None and one(as_prod, ARMOR) and one(as_prod, NEG)
     assert service_config(as_prod)["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
     assert as_prod["outputs"]["tokenUrl"]["value"] == "https://dev-token.example.com/token"
-    as_dev = run_isolated("prod", {"authEnabled": False})
+    as_dev = run("prod", {"authEnabled": False})
     assert as_dev["error"] is None
     assert not [r for r in as_dev["resources"] if r["type"].startswith("gcp:compute/")]
     assert service_config(as_dev)["ingressSettings"] == "ALLOW_ALL" and "ipAddress" not in as_dev["outputs"]
 
 
 def test_single_request_concurrency_needs_no_whole_cpu():
-    run = run_isolated("dev", {"concurrency": 1, "memory": "512Mi", "minInstances": 1, "maxInstances": 3,
+    result = run("dev", {"concurrency": 1, "memory": "512Mi", "minInstances": 1, "maxInstances": 3,
                                "sessionConfig": {"model": "m"}, "allowClientSessionConfig": True})
-    sc = service_config(run)
+    sc = service_config(result)
     assert sc["maxInstanceRequestConcurrency"] == 1 and "availableCpu" not in sc
     assert sc["environmentVariables"]["THREADS"] == "1"
     assert (sc["minInstanceCount"], sc["maxInstanceCount"], sc["availableMemory"]) == (1, 3, "512Mi")
@@ -328,22 +338,22 @@ PROGRAM_BAD = [
 
 @pytest.mark.parametrize("stack,change,key", PROGRAM_BAD, ids=[f"{s}-{k}-{i}" for i, (s, _, k) in enumerate(PROGRAM_BAD)])
 def test_bad_config_fails_the_program_before_any_resource(stack, change, key):
-    run = run_isolated(stack, change)
-    assert run["error"]["type"] == "ConfigError" and run["error"]["key"] == key
-    assert f"outspeed-token:{key}" in run["error"]["message"] and "Fix: " in run["error"]["message"]
-    assert run["resources"] == [] and run["exit_code"] == 2
+    result = run(stack, change)
+    assert result["error"]["type"] == "ConfigError" and result["error"]["key"] == key
+    assert f"outspeed-token:{key}" in result["error"]["message"] and "Fix: " in result["error"]["message"]
+    assert result["resources"] == [] and result["exit_code"] == 2
 
 
 def test_missing_api_key_fails_naming_it():
-    run = run_isolated("dev", {"outspeedApiKey": None, "gcp:project": "p"})
-    assert run["error"] is not None and "outspeedApiKey" in run["error"]["message"]
+    result = run("dev", {"outspeedApiKey": None, "gcp:project": "p"})
+    assert result["error"] is not None and "outspeedApiKey" in result["error"]["message"]
 
 
 def test_missing_project_fails_naming_gcp_project(monkeypatch):
     for var in ("GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"):
         monkeypatch.delenv(var, raising=False)
-    run = run_isolated("dev", {"gcp:project": None})
-    assert run["error"]["key"] == "gcp:project" and "pulumi config set gcp:project" in run["error"]["message"]
+    result = run("dev", {"gcp:project": None})
+    assert result["error"]["key"] == "gcp:project" and "pulumi config set gcp:project" in result["error"]["message"]
 
 
 def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(tmp_path):
@@ -356,14 +366,14 @@ def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(t
     (copy / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"\x00bytecode")
     (copy / "tests").mkdir(exist_ok=True)
     (copy / "tests" / "test_main.py").write_text("def test(): pass\n")
-    first = one(run_isolated("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
-    again = one(run_isolated("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
+    first = one(run("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
+    again = one(run("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
     assert first["name"] == again["name"] == f"function-{clean_hash[:20]}.zip"
     assert not any("pycache" in f or f.startswith("tests/") for f in first["source"]["$archive"])
 
     main = copy / "main.py"
     main.write_text(main.read_text() + "\n# a code change\n")
-    changed = run_isolated("dev", function_dir=copy)
+    changed = run("dev", function_dir=copy)
     new_name = one(changed, BUCKET_OBJECT)["inputs"]["name"]
     assert new_name != first["name"]
     assert new_name == f"function-{source_hash(copy)[:20]}.zip"

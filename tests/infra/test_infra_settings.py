@@ -69,9 +69,13 @@ def test_stack_files_only_set_declared_keys_with_the_declared_types(stack):
     declared = stackfiles.declared_keys()
     import yaml
     raw = yaml.safe_load((stackfiles.ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    assert "gcp:project" not in raw and "outspeed-token:outspeedApiKey" not in raw  # users set these
+    # Users add these with `pulumi config set`; the key may only ever be there encrypted.
+    if "outspeed-token:outspeedApiKey" in raw:
+        assert set(raw["outspeed-token:outspeedApiKey"]) == {"secure"}, "the API key is in the stack file in plain text"
     for key, value in raw.items():
         namespace, _, bare = key.partition(":")
+        if namespace == "gcp" or bare == "outspeedApiKey":
+            continue
         assert namespace == "outspeed-token", key
         assert bare in declared, f"{key} is not declared in Pulumi.yaml (typo?)"
         assert _valid(declared[bare]["type"], declared[bare].get("items"), value), key
@@ -81,7 +85,7 @@ def test_stack_files_parse_into_the_documented_modes():
     dev = parse_mapping(stackfiles.project_values(stackfiles.stack_config("dev")))
     prod = parse_mapping(stackfiles.project_values(stackfiles.stack_config("prod")))
     assert (dev.auth_enabled, dev.edge_enabled, dev.ingress) == (False, False, "ALLOW_ALL")
-    assert dev.allowed_hostnames == ("localhost", "127.0.0.1") and dev.agent_ids == () and dev.min_instances == 0
+    assert {"localhost", "127.0.0.1"} <= set(dev.allowed_hostnames) and dev.min_instances == 0
     assert (prod.auth_enabled, prod.edge_enabled, prod.ingress) == (True, True, "ALLOW_INTERNAL_AND_GCLB")
     assert prod.domain and prod.allowed_hostnames and prod.agent_ids and not prod.allow_client_session_config
 
