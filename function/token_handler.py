@@ -112,13 +112,13 @@ def respond(request: flask.Request, outcome: Outcome, cors: tuple[tuple[str, str
     else:
         response = flask.Response(outcome.body, status=outcome.status, headers=headers,
                                   content_type="application/json")
+    get = request.headers.get
     line = token_log.request_line(
         method=request.method, path=request.path, status=outcome.status, code=outcome.code,
-        elapsed=time.perf_counter() - started, user_agent=request.headers.get("User-Agent"),
-        remote_ip=request.remote_addr, forwarded_for=request.headers.get("X-Forwarded-For"), origin=request.headers.get("Origin"), agent_id=outcome.agent_id,
+        elapsed=time.perf_counter() - started, user_agent=get("User-Agent"), remote_ip=request.remote_addr,
+        forwarded_for=get("X-Forwarded-For"), origin=get("Origin"), agent_id=outcome.agent_id,
         upstream_status=outcome.upstream_status,
-        trace=token_log.trace_fields(request.headers.get("X-Cloud-Trace-Context"),
-                                     request.headers.get("traceparent"), settings.project),
+        trace=token_log.trace_fields(get("X-Cloud-Trace-Context"), get("traceparent"), settings.project),
         stack_trace=outcome.stack_trace)
     token_log.emit(line, settings.api_key)
     return response

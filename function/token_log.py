@@ -83,6 +83,9 @@ def emit(line: str, secret: str | None) -> None:
     if secret and secret in line:
         line = line.replace(secret, "[redacted]")
     out = sys.stdout  # looked up per call: the runtime may have replaced it
-    with _write_lock:
-        out.write(line + "\n")
-        out.flush()
+    try:
+        with _write_lock:
+            out.write(line + "\n")  # one write: the framework's execution-id wrapper parses per write
+            out.flush()
+    except (OSError, ValueError):  # a closed or broken stdout must not fail the request
+        pass
