@@ -93,6 +93,11 @@ def parse_origin(origin: str) -> tuple[str, str] | None:
     return match.group(1).lower(), match.group(2).lower()
 
 
+# Lets cross-origin page code read Retry-After on a 429 (CORS hides non-safelisted headers).
+_EXPOSE = (("Access-Control-Expose-Headers", "Retry-After"),)
+_ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"),) + _EXPOSE
+
+
 def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
     allowlist = settings.allowed_hostnames
     if not allowlist:
@@ -102,7 +107,7 @@ def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
             parsed = parse_origin(origin)
             if parsed is None or parsed[0] != "https":
                 return OriginDecision(False, ())
-        return OriginDecision(True, (("Access-Control-Allow-Origin", "*"),))
+        return OriginDecision(True, _ANY_ORIGIN)
     vary = (("Vary", "Origin"),)  # the answer depends on Origin: caches must key on it
     if origin is None:
         return OriginDecision(False, vary)
@@ -113,7 +118,7 @@ def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
     if hostname not in allowlist or (settings.https_origins_only and scheme != "https"):
         return OriginDecision(False, vary)
     # Echo exactly what the browser sent (it matched the strict origin grammar above).
-    return OriginDecision(True, (("Access-Control-Allow-Origin", origin),) + vary)
+    return OriginDecision(True, (("Access-Control-Allow-Origin", origin),) + vary + _EXPOSE)
 
 
 # ---- request shape ---------------------------------------------------------------------

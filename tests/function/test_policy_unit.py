@@ -53,10 +53,12 @@ def test_origin_decisions():
 
 def test_cors_headers_echo_the_origin_or_star():
     assert dict(decide_origin("https://app.example.com", STRICT).cors) == {
-        "Access-Control-Allow-Origin": "https://app.example.com", "Vary": "Origin"}
+        "Access-Control-Allow-Origin": "https://app.example.com", "Vary": "Origin",
+        "Access-Control-Expose-Headers": "Retry-After"}
     for origin in ("http://localhost:5173", "null", None):
         decision = decide_origin(origin, OPEN)
-        assert decision.allowed and dict(decision.cors) == {"Access-Control-Allow-Origin": "*"}
+        assert decision.allowed and dict(decision.cors) == {
+            "Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Retry-After"}
 
 
 def test_https_only_without_allowlist_refuses_non_https_browser_origins():

@@ -53,6 +53,8 @@ def test_upstream_429_passes_retry_after_on(api, fn, upstream):
     assert r.status_code == 429 and error_of(r) == "upstream_rate_limited"
     assert r.headers["Retry-After"] == "17"
     assert r.headers["Access-Control-Allow-Origin"] == HTTPS_APP
+    # without this a browser page on another origin cannot read Retry-After
+    assert r.headers["Access-Control-Expose-Headers"] == "Retry-After"
 
 
 def test_upstream_429_with_an_http_date_retry_after(api, fn, upstream):

@@ -78,3 +78,26 @@ def test_make_run_serves_a_key_to_the_page_it_advertises(browser, page):
     finally:
         server.signal(signal.SIGINT, group=True)
         assert server.wait() == 0, server.output()
+
+
+def test_cross_origin_page_reads_retry_after_of_a_429(page, tmp_path):
+    """Outspeed rate limits: the endpoint passes Retry-After on, and the browser lets the page
+    on another origin read it (Access-Control-Expose-Headers), so the user sees when to retry."""
+    from tools.outspeed_standin import OutspeedStandIn
+
+    with OutspeedStandIn(api_key="web-test-key") as upstream:
+        upstream.behaviour = "429"
+        upstream.state.retry_after = "42"
+        server = DevServer(env={"OUTSPEED_API_KEY": "web-test-key", "OUTSPEED_API_BASE": upstream.url}).start()
+        try:
+            page.goto(server.page_url(agentId=TEST_AGENT))
+            with page.expect_response(_is_token_post) as answer:
+                page.click("#get")
+            assert answer.value.status == 429
+            page.wait_for_selector(f'{RESULT}[data-state="error"]')
+            text = page.inner_text(RESULT)
+            assert "upstream_rate_limited (HTTP 429)" in text
+            assert "Retry after 42 s." in text, text
+            assert len(upstream.requests) == 1  # the call really went to the (scripted) upstream
+        finally:
+            server.stop()
