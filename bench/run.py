@@ -33,6 +33,7 @@ from bench.upstream import RemoteStandIn
 from tools.function_server import FUNCTION_SOURCE, ROOT, FunctionServer, free_port
 
 NODE_DIR = Path(__file__).with_name("node")
+NOOP_SOURCE = Path(__file__).with_name("noop") / "main.py"
 API_KEY = "bench-api-key-" + "x" * 24
 AGENT_ID = "bench-agent"
 TOKEN_BODY = json.dumps({"agentId": AGENT_ID}).encode()
@@ -156,6 +157,7 @@ class Column:
     c1: load.Result | None = None
     c64: load.Result | None = None
     cpu_per_1k: float | None = None
+    cpu_busy: float | None = None  # cores the server kept busy during the rate run
     conns: int | None = None
     conns_requests: int | None = None
     rss_mib: float | None = None
@@ -181,7 +183,22 @@ def measure(col: Column, url: str, path: str, body: bytes, headers: dict[str, st
     col.conns_requests = warm.requests + col.c64.requests
     if pids():
         col.cpu_per_1k = (cpu_after - cpu_before) / col.c64.requests * 1000 if col.c64.requests else None
+        col.cpu_busy = (cpu_after - cpu_before) / col.c64.seconds
     col.failed = col.c1.failed + warm.failed + col.c64.failed
+
+
+def serve_function(col: Column, source: Path, env: dict[str, str], *, args, upstream, use_wrk: bool) -> None:
+    """Measure one function under FunctionServer: latency, rate, CPU and peak RSS."""
+    with FunctionServer(env, source=source) as server:
+        if post(server.url, "/token", TOKEN_BODY, {}) != 200:
+            raise SystemExit(f"{source} does not answer 200 to POST /token:\n{server.output()[-2000:]}")
+        measure(col, server.url, "/token", TOKEN_BODY, {}, args=args, pids=lambda: procstat.tree(server.process.pid),
+                upstream=upstream, use_wrk=use_wrk)
+        worker = procstat.worker_pid(server.process.pid)
+        master_hwm = procstat.status_kib(server.process.pid, "VmHWM") / MIB
+        worker_hwm = procstat.status_kib(worker, "VmHWM") / MIB
+        col.rss_mib = master_hwm + worker_hwm
+        col.rss_note = f"master {master_hwm:.1f} + worker {worker_hwm:.1f}"
 
 
 def fmt(value, spec=".1f", suffix="") -> str:
@@ -194,49 +211,56 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def build_rows(direct: Column, fn: Column, node: Column | None, imp: float, args) -> list[list[str]]:
+def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, imp: float, args) -> list[list[str]]:
+    """Rows of: figure, direct, endpoint, node, framework floor, target, result."""
     def c1(col, attr):
         return getattr(col.c1, attr) if col and col.c1 else None
 
-    added_fn_50 = c1(fn, "p50_ms") - c1(direct, "p50_ms")
-    added_fn_99 = c1(fn, "p99_ms") - c1(direct, "p99_ms")
-    added_node_50 = c1(node, "p50_ms") - c1(direct, "p50_ms") if node else None
-    added_node_99 = c1(node, "p99_ms") - c1(direct, "p99_ms") if node else None
-    fn_rate, node_rate = fn.c64.rate, node.c64.rate if node else None
-    per_1k = lambda col: col.conns / col.conns_requests * 1000 if col and col.conns_requests else None  # noqa: E731
-    rows = [
-        ["p50 latency, c=1 (ms)", fmt(c1(direct, "p50_ms"), ".2f"), fmt(c1(fn, "p50_ms"), ".2f"),
-         fmt(c1(node, "p50_ms"), ".2f"), "", ""],
-        ["p99 latency, c=1 (ms)", fmt(c1(direct, "p99_ms"), ".2f"), fmt(c1(fn, "p99_ms"), ".2f"),
-         fmt(c1(node, "p99_ms"), ".2f"), "", ""],
-        ["added p50 over direct, c=1 (ms)", "-", fmt(added_fn_50, ".2f"), fmt(added_node_50, ".2f"),
-         "endpoint <= node", verdict(None if added_node_50 is None else added_fn_50 <= added_node_50)],
-        ["added p99 over direct, c=1 (ms)", "-", fmt(added_fn_99, ".2f"), fmt(added_node_99, ".2f"), "", ""],
-        [f"requests/s, c={args.concurrency}", fmt(direct.c64.rate, ".0f"), fmt(fn_rate, ".0f"),
-         fmt(node_rate, ".0f"), ">= 0.5 x node",
-         verdict(None if node_rate is None else fn_rate >= 0.5 * node_rate)],
-        [f"p50 / p99 latency, c={args.concurrency} (ms)",
-         *[f"{col.c64.p50_ms:.1f} / {col.c64.p99_ms:.1f}" if col and col.c64 else "n/a"
-           for col in (direct, fn, node)], "", ""],
-        ["failed requests (non-2xx, errors)", *[str(col.failed) if col else "n/a" for col in (direct, fn, node)],
-         "0", verdict(fn.failed == 0 and (node is None or node.failed == 0))],
-        [f"CPU s per 1,000 requests, c={args.concurrency}", "-", fmt(fn.cpu_per_1k, ".3f"),
-         fmt(node.cpu_per_1k if node else None, ".3f"), "", ""],
+    def added(col, attr):
+        return c1(col, attr) - c1(direct, attr) if col and col.c1 else None
+
+    def each(fn_of):  # the four measured columns
+        return [fn_of(col) if col is not None else "n/a" for col in (direct, fn, node, floor)]
+
+    def per_1k(col):
+        return col.conns / col.conns_requests * 1000 if col.conns_requests else None
+
+    c = args.concurrency
+    node_rate = node.c64.rate if node else None
+    added_fn, added_node = added(fn, "p50_ms"), added(node, "p50_ms")
+    return [
+        ["p50 latency, c=1 (ms)", *each(lambda col: fmt(c1(col, "p50_ms"), ".2f")), "", ""],
+        ["p99 latency, c=1 (ms)", *each(lambda col: fmt(c1(col, "p99_ms"), ".2f")), "", ""],
+        ["added p50 over direct, c=1 (ms)", "-", fmt(added_fn, ".2f"), fmt(added_node, ".2f"),
+         fmt(added(floor, "p50_ms"), ".2f"), "endpoint <= node",
+         verdict(None if added_node is None else added_fn <= added_node)],
+        ["added p99 over direct, c=1 (ms)", "-", fmt(added(fn, "p99_ms"), ".2f"), fmt(added(node, "p99_ms"), ".2f"),
+         fmt(added(floor, "p99_ms"), ".2f"), "", ""],
+        [f"requests/s, c={c}", *each(lambda col: fmt(col.c64.rate, ".0f")), ">= 0.5 x node",
+         verdict(None if node_rate is None else fn.c64.rate >= 0.5 * node_rate)],
+        [f"p50 / p99 latency, c={c} (ms)", *each(lambda col: f"{col.c64.p50_ms:.1f} / {col.c64.p99_ms:.1f}"), "", ""],
+        ["failed requests (non-2xx, errors)", *each(lambda col: str(col.failed)), "0",
+         verdict(all(col.failed == 0 for col in (direct, fn, node, floor) if col))],
+        [f"server CPU s per 1,000 requests, c={c}", "-",
+         *[fmt(col.cpu_per_1k, ".3f") if col else "n/a" for col in (fn, node, floor)], "", ""],
+        [f"server CPU busy during c={c} run (cores)", "-",
+         *[fmt(col.cpu_busy, ".2f") if col else "n/a" for col in (fn, node, floor)], "", ""],
         ["peak RSS (MiB, VmHWM)", "-", f"{fn.rss_mib:.1f} ({fn.rss_note})",
-         f"{node.rss_mib:.1f}" if node and node.rss_mib else "n/a", "< 128", verdict(fn.rss_mib < 128)],
-        [f"upstream connections opened (c={args.concurrency} run incl. warm-up)", "-",
-         f"{fn.conns} of {fn.conns_requests} req", f"{node.conns} of {node.conns_requests} req" if node else "n/a",
-         f"<= THREADS ({args.threads})", verdict(fn.conns <= args.threads)],
-        ["  ... per 1,000 requests", "-", fmt(per_1k(fn), ".2f"), fmt(per_1k(node), ".2f"), "", ""],
+         fmt(node.rss_mib if node else None), f"{floor.rss_mib:.1f} ({floor.rss_note})", "< 128",
+         verdict(fn.rss_mib < 128)],
+        [f"upstream connections opened, c={c} run incl. warm-up", "-",
+         f"{fn.conns} for {fn.conns_requests} req", f"{node.conns} for {node.conns_requests} req" if node else "n/a",
+         "-", f"<= THREADS ({args.threads})", verdict(fn.conns <= args.threads)],
+        ["  ... per 1,000 requests", "-", fmt(per_1k(fn), ".2f"), fmt(per_1k(node) if node else None, ".2f"), "-",
+         "", ""],
         [f"cold start to first 200 (ms, median of {args.cold_starts})", "-", fmt(fn.cold_ms, ".0f"),
-         fmt(node.cold_ms if node else None, ".0f"), "", ""],
-        [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", "< 0.25",
+         fmt(node.cold_ms if node else None, ".0f"), "-", "", ""],
+        [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", "-", "< 0.25",
          verdict(imp < 0.25)],
     ]
-    return rows
 
 
-HEADER = ["figure", "stand-in direct", "endpoint", "node express", "target", "result"]
+HEADER = ["figure", "stand-in direct", "endpoint", "node express", "framework floor (no-op fn)", "target", "result"]
 
 
 def render_text(rows) -> str:
@@ -328,18 +352,11 @@ def main(argv=None) -> int:
                 upstream=upstream, use_wrk=use_wrk)
         print("stand-in direct done", flush=True)
 
-        with FunctionServer(env, source=args.source) as fn:
-            if post(fn.url, "/token", TOKEN_BODY, {}) != 200:
-                raise SystemExit(f"the endpoint does not answer 200 to POST /token:\n{fn.output()[-2000:]}")
-            tree = lambda: procstat.tree(fn.process.pid)  # noqa: E731
-            measure(fn_col, fn.url, "/token", TOKEN_BODY, {}, args=args, pids=tree, upstream=upstream,
-                    use_wrk=use_wrk)
-            worker = procstat.worker_pid(fn.process.pid)
-            master_hwm = procstat.status_kib(fn.process.pid, "VmHWM") / MIB
-            worker_hwm = procstat.status_kib(worker, "VmHWM") / MIB
-            fn_col.rss_mib = master_hwm + worker_hwm
-            fn_col.rss_note = f"master {master_hwm:.1f} + worker {worker_hwm:.1f}"
+        serve_function(fn_col, args.source, env, args=args, upstream=upstream, use_wrk=use_wrk)
         print("endpoint done", flush=True)
+        floor = Column("floor")
+        serve_function(floor, NOOP_SOURCE, env, args=args, upstream=upstream, use_wrk=use_wrk)
+        floor.conns = floor.conns_requests = None
 
         if node_col:
             node = NodeServer(upstream.url).start()
@@ -358,7 +375,7 @@ def main(argv=None) -> int:
                 node.stop()
             print("node done", flush=True)
 
-    rows = build_rows(direct, fn_col, node_col, imp, args)
+    rows = build_rows(direct, fn_col, node_col, floor, imp, args)
     print()
     print(render_text(rows))
     print(f"\n(stand-in delay {args.delay_ms:g} ms; endpoint = functions-framework/gunicorn, 1 worker, "
