@@ -50,7 +50,8 @@ def run(url: str, body: bytes, headers: dict[str, str], *, concurrency: int, dur
 
 def _wrk(url, body, headers, concurrency, duration, timeout) -> Result:
     threads = 1 if concurrency < 8 else 2
-    command = ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{duration:g}s",
+    duration = max(1, round(duration))  # wrk takes whole seconds
+    command = ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{duration}s",
                "--timeout", f"{timeout:g}s", "-s", str(LUA), url, "--", body.decode()]
     command += [f"{name}: {value}" for name, value in headers.items()]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=duration + timeout + 30)

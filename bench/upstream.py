@@ -15,12 +15,9 @@ from tools.outspeed_standin import OutspeedStandIn
 
 
 def _serve(conn, delay: float, api_key: str) -> None:
-    # The stand-in writes headers and body in two sends; without TCP_NODELAY, Nagle holds the
-    # body until the client's delayed ACK (40 ms on Linux), turning a 20 ms delay into 64 ms.
-    # A real API server does not stall like that. (Harmless once the stand-in sets it itself.)
-    outspeed_standin._Handler.disable_nagle_algorithm = True
     # The stand-in sets request_queue_size after the constructor has already called listen(5);
     # 64 simultaneous connects then overflow the accept queue and SYN retries add 1-3 s.
+    # (Harmless once the stand-in sets it on its server class itself.)
     outspeed_standin.ThreadingHTTPServer.request_queue_size = 256
     report = socketserver.BaseServer.handle_error
 
