@@ -7,26 +7,11 @@ still reads its connection counter through a pipe.
 from __future__ import annotations
 
 import multiprocessing as mp
-import socketserver
-import sys
 
-from tools import outspeed_standin
 from tools.outspeed_standin import OutspeedStandIn
 
 
 def _serve(conn, delay: float, api_key: str) -> None:
-    # The stand-in sets request_queue_size after the constructor has already called listen(5);
-    # 64 simultaneous connects then overflow the accept queue and SYN retries add 1-3 s.
-    # (Harmless once the stand-in sets it on its server class itself.)
-    outspeed_standin.ThreadingHTTPServer.request_queue_size = 256
-    report = socketserver.BaseServer.handle_error
-
-    def quiet_disconnects(server, request, client_address):
-        # wrk drops its connections mid-answer when a run ends: not an error worth a traceback
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            report(server, request, client_address)
-
-    socketserver.BaseServer.handle_error = quiet_disconnects
     standin = OutspeedStandIn(api_key=api_key, delay=delay, record=False).start()
     conn.send(standin.port)
     while True:

@@ -16,6 +16,7 @@ import argparse
 import json
 import secrets
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
     minted: list[str] = field(default_factory=list)
     connections: int = 0
+    open_sockets: set = field(default_factory=set)
     record: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,6 +84,17 @@ def _session(agent_id: str | None, config: dict | None) -> dict:
     return session
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 256  # read by listen() in the constructor: a burst of 64 connects must not overflow
+
+    def handle_error(self, request, client_address):
+        # A client that hangs up mid-answer (a load generator ending its run) is not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real API
     # Headers and body go out as two writes; with Nagle on, the second waits for the peer's
@@ -94,6 +107,14 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.state.lock:
             self.state.connections += 1
+            self.state.open_sockets.add(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.state.lock:
+                self.state.open_sockets.discard(self.connection)
 
     def log_message(self, format, *args):  # noqa: A002 - quiet by default
         pass
@@ -210,10 +231,7 @@ class OutspeedStandIn:
 
     def start(self) -> "OutspeedStandIn":
         handler = type("Handler", (_Handler,), {"state": self.state})
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        server.request_queue_size = 256
+        server = _Server(("127.0.0.1", self.port), handler)
         self._server, self.port = server, server.server_address[1]
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"standin-{self.port}", daemon=True)
@@ -225,6 +243,15 @@ class OutspeedStandIn:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        # A stopped server also drops the keep-alive connections it still holds, as a real
+        # one going away would; otherwise pooled clients would keep being answered.
+        with self.state.lock:
+            sockets = list(self.state.open_sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> "OutspeedStandIn":
         return self.start()
