@@ -99,10 +99,7 @@ class Background:
 
 def break_upstream(upstream: OutspeedStandIn, fault: str) -> None:
     if fault == "stopped":
-        # stop() closes the listener; handler threads would go on serving the endpoint's
-        # established keep-alive connections, so make those drop too: the upstream is gone.
-        upstream.behaviour = "drop"
-        upstream.stop()
+        upstream.stop()  # closes the listener and the endpoint's pooled connections
     else:
         upstream.behaviour = fault
 
