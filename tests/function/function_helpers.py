@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -132,3 +133,17 @@ def assert_no_secrets(servers: Servers, upstream: OutspeedStandIn, api: Api) -> 
         bodies = [body for body in api.sent_bodies if len(body) >= 16 and body in output.encode()]
         assert not bodies, f"{name}: request bodies printed: {bodies[:3]}"
         assert SESSION_CONFIG["instructions"] not in output, f"{name}: session config printed"
+
+
+@contextmanager
+def own_stack(**env: str):
+    """A private stand-in and a function server wired to it (for tests that load, break or
+    fuzz them and so must not share the session's); yields (upstream, server)."""
+    upstream = OutspeedStandIn(api_key=API_KEY).start()
+    server = FunctionServer({"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream.url, **env})
+    try:
+        server.start()
+        yield upstream, server
+    finally:
+        server.stop()
+        upstream.stop()

@@ -7,7 +7,6 @@ No timings are asserted.
 """
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +15,9 @@ import pytest
 import requests
 
 from bench import contract, procstat
-from tools.function_server import FunctionServer
+from function_helpers import API_KEY, own_stack
 from tools.outspeed_standin import OutspeedStandIn
 
-API_KEY = "sk-faults-" + secrets.token_hex(16)
 UPSTREAM_TIMEOUT = 1  # seconds; the "slow" stand-in takes longer than this
 SLOW_SECONDS = 2.5
 CLIENT_TIMEOUT = 20  # far above anything the endpoint may take (connect 3 s + read 1 s)
@@ -31,16 +29,9 @@ BACKGROUND_MAX = 2000  # per client: the background loop always ends
 
 @pytest.fixture(scope="module")
 def stack():
-    upstream = OutspeedStandIn(api_key=API_KEY).start()
-    upstream.state.slow_seconds = SLOW_SECONDS
-    server = FunctionServer({"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream.url,
-                             "THREADS": str(THREADS), "UPSTREAM_TIMEOUT_SECONDS": str(UPSTREAM_TIMEOUT)})
-    try:
-        server.start()
+    with own_stack(THREADS=str(THREADS), UPSTREAM_TIMEOUT_SECONDS=str(UPSTREAM_TIMEOUT)) as (upstream, server):
+        upstream.state.slow_seconds = SLOW_SECONDS
         yield upstream, server, procstat.worker_pid(server.process.pid)
-    finally:
-        server.stop()
-        upstream.stop()
 
 
 def ask(session: requests.Session, url: str, agent: str = "agent-1") -> str:

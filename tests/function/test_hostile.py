@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from urllib.parse import unquote
 
 import pytest
@@ -23,10 +22,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bench import contract
-from tools.function_server import FunctionServer
-from tools.outspeed_standin import OutspeedStandIn
+from function_helpers import API_KEY, own_stack
 
-API_KEY = "sk-hostile-" + secrets.token_hex(16)
 ALLOWED_HOSTS = ("app.example.com", "localhost")
 ALLOWED_AGENTS = ("agent-1", "agent:2.v_3")
 ENV = {"ALLOWED_HOSTNAMES": ",".join(ALLOWED_HOSTS), "HTTPS_ORIGINS_ONLY": "true",
@@ -201,14 +198,8 @@ def hostile_requests(draw):
 
 @pytest.fixture(scope="module")
 def stack():
-    upstream = OutspeedStandIn(api_key=API_KEY).start()
-    server = FunctionServer({"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream.url, **ENV})
-    try:
-        server.start()
+    with own_stack(**ENV) as (upstream, server):
         yield upstream, server
-    finally:
-        server.stop()
-        upstream.stop()
 
 
 def send(session, url, method, content_type, origin, headers, body) -> requests.Response:

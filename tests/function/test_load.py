@@ -8,17 +8,14 @@ No timings are asserted.
 """
 from __future__ import annotations
 
-import secrets
 import threading
 
 import pytest
 import requests
 
 from bench import contract, procstat
-from tools.function_server import FunctionServer
-from tools.outspeed_standin import OutspeedStandIn
+from function_helpers import API_KEY, own_stack
 
-API_KEY = "sk-load-" + secrets.token_hex(16)
 TOTAL = 5000
 CONCURRENCY = 32
 THREADS = 80  # the function's default concurrency setting (DESIGN.md)
@@ -39,15 +36,8 @@ def request_for(i: int) -> tuple[str, dict, str]:
 
 @pytest.fixture(scope="module")
 def stack():
-    upstream = OutspeedStandIn(api_key=API_KEY).start()
-    server = FunctionServer({"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream.url,
-                             "THREADS": str(THREADS), "UPSTREAM_TIMEOUT_SECONDS": str(UPSTREAM_TIMEOUT)})
-    try:
-        server.start()
+    with own_stack(THREADS=str(THREADS), UPSTREAM_TIMEOUT_SECONDS=str(UPSTREAM_TIMEOUT)) as (upstream, server):
         yield upstream, server
-    finally:
-        server.stop()
-        upstream.stop()
 
 
 def test_5000_requests_at_concurrency_32(stack):
