@@ -13,6 +13,7 @@ scan for secrets.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,8 +69,11 @@ class FunctionServer:
                 self._log_path = Path(name)
             self._log = open(self._log_path, "wb")
             out = self._log
+        # Its own process group (gunicorn master + worker), so stop() can end both even when
+        # the master goes first; the owner (a test, the devserver) decides when it stops.
         self.process = subprocess.Popen(self.command(), env=self.env, stdout=out,
-                                        stderr=subprocess.STDOUT if out else None, cwd=ROOT)
+                                        stderr=subprocess.STDOUT if out else None, cwd=ROOT,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -88,14 +92,23 @@ class FunctionServer:
             self._log.flush()
         return self._log_path.read_text(errors="replace") if self._log_path else ""
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass  # the whole group is gone already
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.process:
+            if self.process.poll() is None:
+                self._signal_group(signal.SIGTERM)  # gunicorn's graceful stop
+                try:
+                    self.process.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            # Whatever is left of the group (a worker orphaned by its master) goes too.
+            self._signal_group(signal.SIGKILL)
+            self.process.wait()
         if self._log:
             self._log.close()
             self._log = None
