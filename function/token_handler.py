@@ -63,8 +63,14 @@ def _drain(stream) -> None:
             return
 
 
+def request_path(request: flask.Request) -> str:
+    """The path as the server received it. Flask's request.path folds leading slashes
+    ("//token" -> "/token"); the contract serves only "/" and "/token" exactly."""
+    return request.environ.get("PATH_INFO") or "/"
+
+
 def _decide(request: flask.Request, settings: Settings, session: requests.Session, origin_allowed: bool) -> Outcome:
-    if request.path not in PATHS:
+    if request_path(request) not in PATHS:
         return _rejected(Rejection("not_found"))
     if not origin_allowed:
         return _rejected(Rejection("origin_not_allowed"))
@@ -114,7 +120,7 @@ def respond(request: flask.Request, outcome: Outcome, cors: tuple[tuple[str, str
                                   content_type="application/json")
     get = request.headers.get
     line = token_log.request_line(
-        method=request.method, path=request.path, status=outcome.status, code=outcome.code,
+        method=request.method, path=request_path(request), status=outcome.status, code=outcome.code,
         elapsed=time.perf_counter() - started, user_agent=get("User-Agent"), remote_ip=request.remote_addr,
         forwarded_for=get("X-Forwarded-For"), origin=get("Origin"), agent_id=outcome.agent_id,
         upstream_status=outcome.upstream_status,

@@ -4,11 +4,11 @@ straight line (DESIGN.md, "HTTP contract of the endpoint").
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import token_json
 from token_settings import AGENT_ID_RE, Settings
 
 PATHS = frozenset({"/", "/token"})
@@ -103,11 +103,14 @@ def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
     if not allowlist:
         # Any origin (and native apps without one); only https-only can still refuse a
         # browser origin that is plainly not https.
-        if origin is not None and settings.https_origins_only:
+        if not settings.https_origins_only:
+            return OriginDecision(True, _ANY_ORIGIN)
+        vary = (("Vary", "Origin"),)  # the scheme of Origin decides: caches must key on it
+        if origin is not None:
             parsed = parse_origin(origin)
             if parsed is None or parsed[0] != "https":
-                return OriginDecision(False, ())
-        return OriginDecision(True, _ANY_ORIGIN)
+                return OriginDecision(False, vary)
+        return OriginDecision(True, _ANY_ORIGIN + vary)
     vary = (("Vary", "Origin"),)  # the answer depends on Origin: caches must key on it
     if origin is None:
         return OriginDecision(False, vary)
@@ -134,15 +137,11 @@ def too_large(content_length: int | None) -> bool:
     return content_length is not None and content_length > MAX_BODY_BYTES
 
 
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json_object(raw: bytes) -> dict[str, Any] | Rejection:
-    """The body as a dict, or invalid_json (not JSON, NaN/Infinity, too deep, not an object)."""
+    """The body as a dict, or invalid_json (not UTF-8 JSON, NaN/Infinity, too deep, not an object)."""
     try:
-        body = json.loads(raw, parse_constant=_no_constants)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        body = token_json.loads(raw)
+    except ValueError:
         return Rejection("invalid_json")
     if not isinstance(body, dict):
         return Rejection("invalid_json")
@@ -171,11 +170,11 @@ def plan(body: dict[str, Any], settings: Settings) -> UpstreamCall | Rejection:
 
     if settings.session_config is not None:
         config = {**settings.session_config, **extra}  # client fields only where allowed (checked above)
-        return UpstreamCall(source_param, _dump(config))
-    if extra:  # client-config flow: extra is only non-empty here when allowed
-        return UpstreamCall(source_param, _dump(extra))
-    return Rejection("agent_id_required")
-
-
-def _dump(config: dict[str, Any]) -> bytes:
-    return json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode()
+    elif extra:  # client-config flow: extra is only non-empty here when allowed
+        config = extra
+    else:
+        return Rejection("agent_id_required")
+    try:
+        return UpstreamCall(source_param, token_json.dumps(config))
+    except ValueError:  # a client field JSON can carry but not send (1e999, a lone \ud800)
+        return Rejection("invalid_json")

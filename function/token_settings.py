@@ -10,7 +10,6 @@ Error messages may quote a malformed value of an ordinary setting, never OUTSPEE
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import urlsplit
+
+import token_json
 
 DEFAULT_API_BASE = "https://api.outspeed.com"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -132,24 +133,25 @@ def _agent_ids(env: Mapping[str, str]) -> frozenset[str]:
     return frozenset(ids)
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def _session_config(env: Mapping[str, str]) -> Mapping[str, Any] | None:
     raw = _text(env, "SESSION_CONFIG")
     if not raw:
         return None
     try:
-        config = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        config = token_json.loads(raw)
+    except ValueError:
         config = None
         problem = "is not valid JSON"
     else:
         problem = "must be a JSON object (like {\"model\": \"outspeed-v1\"})"
+    # The value itself is never quoted: it can be long and holds the agent's instructions.
     if not isinstance(config, dict):
-        # The value itself is not quoted: it can be long and holds the agent's instructions.
         raise SettingsError(f"SESSION_CONFIG {problem}")
+    try:
+        token_json.dumps(config)  # what every programmatic request will send
+    except ValueError:
+        raise SettingsError("SESSION_CONFIG holds a value that cannot be sent as JSON "
+                            "(a number out of range or an unpaired \\u surrogate)") from None
     return MappingProxyType(config)
 
 

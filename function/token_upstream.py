@@ -3,8 +3,8 @@ module-level pooled keep-alive session, every outcome mapped to the contract's e
 """
 from __future__ import annotations
 
-import json
 import re
+import time
 from http.cookiejar import DefaultCookiePolicy
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -14,6 +14,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+import token_json
 from token_policy import Rejection, UpstreamCall
 from token_settings import SETTINGS, Settings
 
@@ -22,6 +23,9 @@ SESSIONS_PATH = "/v1/realtime/sessions"
 # that has not completed by then is not going to.
 CONNECT_TIMEOUT_SECONDS = 3.05
 # Retry-After is a delay in seconds or an HTTP-date; anything else is not passed on.
+# A session is a few hundred bytes; an answer this large is not one (and is not read whole).
+MAX_ANSWER_BYTES = 1 << 20
+_CHUNK_BYTES = 16 * 1024
 _RETRY_AFTER_RE = re.compile(r"[0-9]{1,10}|[A-Za-z]{3}, [0-9]{2} [A-Za-z]{3} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT")
 
 
@@ -64,8 +68,8 @@ def sessions_url(settings: Settings, call: UpstreamCall) -> str:
 
 def _has_ephemeral_key(body: bytes) -> bool:
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+        data = token_json.loads(body)  # strict: what a browser's JSON.parse accepts
+    except ValueError:
         return False
     secret = data.get("client_secret") if isinstance(data, dict) else None
     value = secret.get("value") if isinstance(secret, dict) else None
@@ -89,23 +93,44 @@ def classify(status: int, headers, body: bytes) -> Minted | Failed:
     return Failed(Rejection("upstream_error"), status)
 
 
+def _read_answer(response: requests.Response, deadline: float) -> bytes | None:
+    """The body, or None if it did not all arrive by the deadline (a trickling upstream must
+    not hold a thread past UPSTREAM_TIMEOUT_SECONDS). An answer that cannot be decoded or is
+    too large to be a session reads as empty: classified by its status alone."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            size += len(chunk)
+            if time.monotonic() > deadline:
+                return None
+            if size > MAX_ANSWER_BYTES:
+                return b""
+            chunks.append(chunk)
+    except requests.exceptions.ContentDecodingError:  # e.g. "gzip" that is not
+        return b""
+    return b"".join(chunks)
+
+
 def mint(call: UpstreamCall, settings: Settings, session: requests.Session = SESSION) -> Minted | Failed:
     headers = {
         "Authorization": f"Bearer {settings.api_key}",
         "Content-Type": "application/json",
         "Accept": "application/json",
     }
+    deadline = time.monotonic() + settings.upstream_timeout
     try:
-        response = session.post(sessions_url(settings, call), data=call.body, headers=headers,
-                                timeout=(CONNECT_TIMEOUT_SECONDS, settings.upstream_timeout),
-                                allow_redirects=False)
-        body = response.content
+        with session.post(sessions_url(settings, call), data=call.body, headers=headers,
+                          timeout=(CONNECT_TIMEOUT_SECONDS, settings.upstream_timeout),
+                          allow_redirects=False, stream=True) as response:
+            body = _read_answer(response, deadline)
     except requests.Timeout:  # connect or read: no answer in time
         return Failed(Rejection("upstream_timeout"), None)
     except requests.ConnectionError as exc:  # refused, DNS, reset, dropped mid-answer
         # requests reports a read timeout while reading the body as a ConnectionError.
         timed_out = bool(exc.args) and isinstance(exc.args[0], ReadTimeoutError)
         return Failed(Rejection("upstream_timeout" if timed_out else "upstream_unreachable"), None)
-    except requests.exceptions.ChunkedEncodingError:  # dropped in the middle of a chunked answer
+    except requests.RequestException:  # broken chunking, a malformed answer: no usable answer
         return Failed(Rejection("upstream_unreachable"), None)
+    if body is None:
+        return Failed(Rejection("upstream_timeout"), response.status_code)
     return classify(response.status_code, response.headers, body)

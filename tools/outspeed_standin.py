@@ -38,6 +38,8 @@ BEHAVIOURS = {
     "non_json": "200 with an HTML body",
     "no_secret": "200 JSON without client_secret.value",
     "slow": "success after `slow_seconds`",
+    "trickle": "success whose body arrives in 8 pieces, `trickle_seconds` apart",
+    "nan_json": "200 whose JSON has a NaN (Python accepts it, browsers do not)",
     "drop": "closes the connection without answering",
 }
 
@@ -60,6 +62,8 @@ class _State:
     delay: float = 0.0
     slow_seconds: float = 5.0
     retry_after: str = "7"
+    trickle_seconds: float = 0.5
+    content_encoding: str | None = None  # claimed on every answer, body left as is (a broken gzip)
     api_key: str | None = None
     known_agents: frozenset[str] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -123,10 +127,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.state.content_encoding:
+            self.send_header("Content-Encoding", self.state.content_encoding)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.state.behaviour != "trickle":
+            self.wfile.write(body)
+            return
+        step = -(-len(body) // 8)
+        for start in range(0, len(body), step):
+            self.wfile.write(body[start:start + step])
+            self.wfile.flush()
+            time.sleep(self.state.trickle_seconds)
 
     def _error(self, status: int, message: str, headers=None):
         self._send(status, json.dumps({"error": {"message": message}}).encode(), headers=headers)
@@ -167,6 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(429, "rate limited", headers={"Retry-After": st.retry_after})
         if behaviour == "non_json":
             return self._send(200, b"<html>gateway page</html>", content_type="text/html")
+        if behaviour == "nan_json":
+            return self._send(200, b'{"client_secret": {"value": "ek_nan"}, "temperature": NaN}')
         if behaviour == "no_secret":
             return self._send(200, json.dumps({"id": "sess_x", "client_secret": {}}).encode())
         if st.known_agents is not None and agent_id is not None and agent_id not in st.known_agents:
@@ -228,6 +243,7 @@ class OutspeedStandIn:
             self.state.minted.clear()
             self.state.connections = 0
         self.state.behaviour = "success"
+        self.state.content_encoding = None
 
     def start(self) -> "OutspeedStandIn":
         handler = type("Handler", (_Handler,), {"state": self.state})

@@ -67,6 +67,8 @@ def test_https_only_without_allowlist_refuses_non_https_browser_origins():
     assert decide_origin("https://anything.example", https_only).allowed
     assert not decide_origin("http://anything.example", https_only).allowed
     assert not decide_origin("null", https_only).allowed
+    for origin in ("https://anything.example", "http://anything.example", None):
+        assert ("Vary", "Origin") in decide_origin(origin, https_only).cors
 
 
 @given(st.text(max_size=60))

@@ -113,6 +113,14 @@ def test_other_paths_are_404_json_even_from_a_bad_origin(api, fn, upstream, path
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize("path", ["//token", "///", "//", "/%2Ftoken", "//token?x=1"])
+def test_paths_that_only_fold_into_the_endpoint_are_404(api, fn, upstream, path):
+    # Flask's request.path would fold these into "/token" or "/"; only exact paths serve.
+    r = post(api, fn, path=path)
+    assert r.status_code == 404 and error_of(r) == "not_found"
+    assert upstream.requests == []
+
+
 def test_404_from_an_allowed_origin_carries_cors(api, fn):
     r = api.request("GET", fn_url(fn, "/favicon.ico"), headers={"Origin": HTTPS_APP})
     assert r.status_code == 404 and error_of(r) == "not_found"

@@ -117,6 +117,7 @@ def test_programmatic_server_without_allowlist_still_refuses_plain_http_origins(
     assert api.post(fn_url(fn), {}).status_code == 200
     r = api.post(fn_url(fn), {}, headers={"Origin": "http://any.example.org"})
     assert r.status_code == 403 and error_of(r) == "origin_not_allowed"
+    assert r.headers["Vary"] == "Origin"  # the answer depends on Origin's scheme
     assert len(upstream.requests) == 1
 
 
@@ -144,6 +145,26 @@ def test_client_config_flow_sends_the_clients_fields_as_the_body(api, servers, u
     sent = only_request(upstream)
     assert sent.query == {}
     assert json.loads(sent.body) == config
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"instructions": "\\ud800"}',                       # an escaped lone surrogate: not encodable
+    b'{"instructions": "\xed\xa0\x80"}',                  # the same as raw bytes: not UTF-8
+    b'{"temperature": 1e999}',                             # would be sent on as Infinity
+    '{"instructions": "hi"}'.encode("utf-16"),             # JSON must be UTF-8
+])
+def test_client_config_that_cannot_be_sent_on_as_json_is_invalid_json(api, servers, upstream, raw):
+    fn = servers.get("dev_client")
+    r = api.post(fn_url(fn), raw=raw)
+    assert r.status_code == 400 and error_of(r) == "invalid_json"
+    assert upstream.requests == []
+
+
+def test_a_leading_bom_is_ignored_as_rfc_8259_allows(api, servers, upstream):
+    fn = servers.get("dev_client")
+    r = api.post(fn_url(fn), raw=b'\xef\xbb\xbf{"instructions": "hi"}')
+    assert r.status_code == 200
+    assert upstream.requests[0].json() == {"instructions": "hi"}
 
 
 @pytest.mark.parametrize("body", [{}, {"source": "dev-page"}])

@@ -30,6 +30,7 @@ def post(api, fn, body=GOOD):
     ("400", 502, "upstream_error"),
     ("non_json", 502, "upstream_bad_response"),
     ("no_secret", 502, "upstream_bad_response"),
+    ("nan_json", 502, "upstream_bad_response"),  # valid to Python, not to a browser's JSON.parse
     ("drop", 502, "upstream_unreachable"),
 ])
 def test_upstream_outcomes_map_to_the_error_table(api, fn, upstream, behaviour, status, code):
@@ -78,6 +79,30 @@ def test_slow_upstream_is_504_after_the_timeout(api, fn, upstream):
     r = post(api, fn)
     assert r.status_code == 504 and error_of(r) == "upstream_timeout"
     assert len(upstream.requests) == 1
+
+
+def test_a_trickling_answer_is_504_at_the_timeout_not_when_it_ends(api, fn, upstream):
+    # Every piece comes within the per-read timeout (1 s), the whole answer does not.
+    upstream.behaviour = "trickle"
+    upstream.state.trickle_seconds = 0.4  # 8 pieces: ~3.2 s in all
+    r = post(api, fn)
+    assert r.status_code == 504 and error_of(r) == "upstream_timeout"
+    upstream.behaviour = "success"
+    assert post(api, fn).status_code == 200  # the abandoned connection did not poison the pool
+
+
+@pytest.mark.parametrize("behaviour, status, code", [
+    ("success", 502, "upstream_bad_response"),
+    ("429", 429, "upstream_rate_limited"),
+    ("500", 502, "upstream_error"),
+])
+def test_an_undecodable_answer_keeps_its_status_meaning(api, fn, upstream, behaviour, status, code):
+    upstream.behaviour = behaviour
+    upstream.state.content_encoding = "gzip"  # claimed, but the body is plain bytes
+    r = post(api, fn)
+    assert r.status_code == status and error_of(r) == code
+    if status == 429:
+        assert r.headers["Retry-After"] == "7"
 
 
 def test_unreachable_upstream_is_502(api, servers):

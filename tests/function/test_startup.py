@@ -12,6 +12,8 @@ from tools.function_server import FunctionServer, StartupError
 @pytest.mark.parametrize("name, value", [
     ("SESSION_CONFIG", '["not", "an", "object"]'),
     ("SESSION_CONFIG", "{model: outspeed-v1}"),
+    ("SESSION_CONFIG", '{"instructions": "\\ud800"}'),   # parses, but could never be sent
+    ("SESSION_CONFIG", '{"temperature": 1e999}'),        # parses as Infinity: not JSON on the wire
     ("UPSTREAM_TIMEOUT_SECONDS", "ten"),
     ("UPSTREAM_TIMEOUT_SECONDS", "0"),
     ("HTTPS_ORIGINS_ONLY", "yes please"),

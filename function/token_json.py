@@ -1,0 +1,29 @@
+"""Strict JSON (RFC 8259, UTF-8) at the endpoint's three borders: the caller's body, the
+SESSION_CONFIG setting and Outspeed's answer. Python's json module is lenient by default
+(NaN/Infinity literals, UTF-16/32 input, lone surrogates); what it lets through here would
+either break a browser's JSON.parse or reach Outspeed as something that is not JSON.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse; ValueError for anything that is not JSON in UTF-8 (a leading BOM is ignored,
+    as RFC 8259 allows)."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw  # UnicodeDecodeError is a ValueError
+    try:
+        return json.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; ValueError for what cannot be sent as JSON (a number out of range,
+    an unpaired \\u surrogate)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
