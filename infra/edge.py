@@ -141,10 +141,11 @@ class Edge(pulumi.ComponentResource):
             opts=child(),
         )
         # Google-managed certificate: provisions once the domain's A record points at the address.
+        # Auto-named (no `name`): a new domain replaces the certificate create-before-delete,
+        # so the proxy moves to the new one; a fixed name would have to delete the one in use.
         self.certificate = gcp.compute.ManagedSslCertificate(
             f"{name}-cert",
             project=project,
-            name=f"{args.prefix}-cert",
             managed=gcp.compute.ManagedSslCertificateManagedArgs(domains=[s.domain]),
             opts=child(),
         )

@@ -43,7 +43,16 @@ MAX_CONCURRENCY = 1000  # Cloud Run's per-instance ceiling
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # the function's own agentId format
+# Cloud Armor's ceiling for a rate-based ban's threshold count.
+RATE_BAN_MAX_COUNT = 10_000
 _MEMORY = re.compile(r"^[1-9][0-9]*(?:Mi|Gi|M|G)$")
+
+
+def memory_mib(memory: str) -> float:
+    """A validated memory size (256Mi, 1Gi, 512M, 1G) in MiB."""
+    number, unit = re.fullmatch(r"([0-9]+)(Mi|Gi|M|G)", memory).groups()
+    factor = {"Mi": 1, "Gi": 1024, "M": 1e6 / 2**20, "G": 1e9 / 2**20}[unit]
+    return int(number) * factor
 
 
 class ConfigError(RunError):
@@ -85,6 +94,13 @@ class Settings:
     @property
     def https_origins_only(self) -> bool:
         return self.auth_enabled
+
+    @property
+    def available_cpu(self) -> Optional[str]:
+        """Cloud Run serves more than one request per instance only with a whole vCPU. Below
+        2Gi a function's default CPU is a fraction, so pin 1; from 2Gi up the default is 1 or
+        more (and 1 vCPU allows at most 4Gi), so leave it."""
+        return "1" if self.concurrency > 1 and memory_mib(self.memory) < 2048 else None
 
     @property
     def ingress(self) -> str:
@@ -211,7 +227,8 @@ def parse(get: Callable[[str], Any]) -> Settings:
                           "use only requestsPerMinute and banSeconds")
     rate_limit = RateLimit(
         requests_per_minute=_int("rateLimit.requestsPerMinute",
-                                 rate.get("requestsPerMinute", DEFAULTS["rateLimit"]["requestsPerMinute"]), 1),
+                                 rate.get("requestsPerMinute", DEFAULTS["rateLimit"]["requestsPerMinute"]), 1,
+                                 RATE_BAN_MAX_COUNT),
         ban_seconds=_int("rateLimit.banSeconds", rate.get("banSeconds", DEFAULTS["rateLimit"]["banSeconds"]), 1),
     )
 

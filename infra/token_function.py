@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as pulumi_time
 
 from infra.apis import ProjectApis
 from infra.settings import Settings, function_environment
@@ -16,6 +17,10 @@ RUNTIME = "python312"
 ENTRY_POINT = "token"
 API_KEY_ENV = "OUTSPEED_API_KEY"
 REQUEST_TIMEOUT_SECONDS = 30  # upstream timeout (10 s) plus headroom
+# IAM grants and freshly enabled APIs take effect eventually, not when the API call returns;
+# a first build that starts at once intermittently cannot read its source (Google's own
+# gen2 builder example waits 60 s the same way). Only creation waits; updates do not.
+IAM_SETTLE = "60s"
 
 APIS = (
     "cloudfunctions.googleapis.com",
@@ -136,6 +141,12 @@ class TokenFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        settled = pulumi_time.Sleep(
+            f"{name}-iam-settle",
+            create_duration=IAM_SETTLE,
+            opts=child(accessor, *build_grants),
+        )
+
         env = function_environment(s, project)
         self.function = gcp.cloudfunctionsv2.Function(
             f"{name}-function",
@@ -163,8 +174,8 @@ class TokenFunction(pulumi.ComponentResource):
                 min_instance_count=s.min_instances,
                 max_instance_count=s.max_instances,
                 max_instance_request_concurrency=s.concurrency,
-                # Cloud Run serves more than one request per instance only with a whole vCPU.
-                available_cpu="1" if s.concurrency > 1 else None,
+                # Concurrency above 1 needs a whole vCPU (see Settings.available_cpu).
+                available_cpu=s.available_cpu,
                 available_memory=s.memory,
                 timeout_seconds=REQUEST_TIMEOUT_SECONDS,
                 all_traffic_on_latest_revision=True,
@@ -179,8 +190,9 @@ class TokenFunction(pulumi.ComponentResource):
                 ],
             ),
             # The runtime account must already read the secret and the build account hold its
-            # roles, or the first deploy fails (secret access is checked at deploy time).
-            opts=child(accessor, *build_grants),
+            # roles (and both have taken effect), or the first deploy fails: secret access is
+            # checked at deploy time, the build reads the source as the build account.
+            opts=child(settled, accessor, *build_grants),
         )
 
         service_config = self.function.service_config

@@ -262,6 +262,8 @@ def summarize(resource: dict[str, Any]) -> str:
         return f"{i.get('role')} -> {i.get('member')} on {scope}"
     if kind == "gcp:secretmanager/secret:Secret":
         return f"secret {i.get('secretId')}"
+    if kind == "time:index/sleep:Sleep":
+        return f"wait {i.get('createDuration')} on create (IAM grants take effect before the first build)"
     if kind == "gcp:secretmanager/secretVersion:SecretVersion":
         return f"data {_secret_text(i.get('secretData'))}"
     if kind == "gcp:storage/bucket:Bucket":

@@ -59,7 +59,7 @@ def test_function_build_and_scaling(stack_runs, stack):
     sc, want = fn["serviceConfig"], stack_settings(stack)
     assert (sc["minInstanceCount"], sc["maxInstanceCount"]) == (want.min_instances, want.max_instances)
     assert sc["maxInstanceRequestConcurrency"] == want.concurrency
-    assert sc["availableCpu"] == "1" if want.concurrency > 1 else "availableCpu" not in sc
+    assert sc.get("availableCpu") == want.available_cpu
     assert sc["environmentVariables"]["THREADS"] == str(sc["maxInstanceRequestConcurrency"])
     assert sc["availableMemory"] == want.memory
     assert sc["environmentVariables"]["GOOGLE_CLOUD_PROJECT"] == PLACEHOLDER_PROJECT
@@ -125,9 +125,14 @@ def test_required_apis_enabled_kept_on_destroy_and_awaited(stack_runs, stack):
     for acct in of_type(run, ACCOUNT):
         assert apis["iam.googleapis.com"]["urn"] in acct["dependencies"]
     assert apis["secretmanager.googleapis.com"]["urn"] in one(run, SECRET)["dependencies"]
-    # The first deploy also needs the secret grant and the build roles in place.
+    # The first deploy also needs the secret grant and the build roles in place...
     assert one(run, SECRET_IAM)["urn"] in fn["dependencies"]
     assert all(g["urn"] in fn["dependencies"] for g in of_type(run, PROJECT_IAM))
+    # ...and in effect: the function waits on a sleep that itself waits on every grant.
+    settle = one(run, "time:index/sleep:Sleep")
+    assert settle["inputs"]["createDuration"] == "60s" and settle["urn"] in fn["dependencies"]
+    assert one(run, SECRET_IAM)["urn"] in settle["dependencies"]
+    assert all(g["urn"] in settle["dependencies"] for g in of_type(run, PROJECT_IAM))
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -216,7 +221,8 @@ def test_prod_edge_chain(prod):
     ids = {r["name"]: r for r in prod["resources"]}
 
     def rid(name, collection):
-        return f"projects/{PLACEHOLDER_PROJECT}/{collection}/{ids[name]['inputs']['name']}"
+        physical = ids[name]["inputs"].get("name") or name  # auto-named: the mock uses the logical name
+        return f"projects/{PLACEHOLDER_PROJECT}/{collection}/{physical}"
 
     neg = one(prod, NEG)["inputs"]
     assert neg["networkEndpointType"] == "SERVERLESS" and neg["region"] == fn["location"]
@@ -233,6 +239,9 @@ def test_prod_edge_chain(prod):
     assert url_map["defaultService"] == rid("edge-backend", "backendservices")
     cert = one(prod, CERT)["inputs"]
     assert cert["managed"]["domains"] == [stack_settings("prod").domain]
+    # No fixed name: a domain change must create the new certificate before deleting the one
+    # the proxy still uses (a fixed name forces delete-first, which GCP refuses).
+    assert "name" not in cert
     https_proxy = one(prod, HTTPS_PROXY)["inputs"]
     assert https_proxy["urlMap"] == rid("edge-urlmap", "urlmaps")
     assert https_proxy["sslCertificates"] == [rid("edge-cert", "managedsslcertificates")]
@@ -311,6 +320,14 @@ def test_config_not_the_stack_name_decides_the_edge():
     assert service_config(as_dev)["ingressSettings"] == "ALLOW_ALL" and "ipAddress" not in as_dev["outputs"]
 
 
+@pytest.mark.parametrize("memory, cpu", [("128Mi", "1"), ("1Gi", "1"), ("2Gi", None), ("4Gi", None), ("8Gi", None)])
+def test_a_whole_cpu_is_pinned_only_where_the_default_is_a_fraction(memory, cpu):
+    # Concurrency above 1 needs a whole vCPU; from 2Gi the default already is one or more, and
+    # pinning 1 would cut 4Gi+ functions down (1 vCPU allows at most 4Gi).
+    sc = service_config(run("dev", {"memory": memory}))
+    assert sc["maxInstanceRequestConcurrency"] > 1 and sc.get("availableCpu") == cpu
+
+
 def test_single_request_concurrency_needs_no_whole_cpu():
     result = run("dev", {"concurrency": 1, "memory": "512Mi", "minInstances": 1, "maxInstances": 3,
                                "sessionConfig": {"model": "m"}, "allowClientSessionConfig": True})
@@ -331,6 +348,7 @@ PROGRAM_BAD = [
     ("prod", {"allowClientSessionConfig": True}, "allowClientSessionConfig"),
     ("prod", {"agentIds": []}, "agentIds"),
     ("prod", {"rateLimit": {"requestsPerMinute": 0, "banSeconds": 300}}, "rateLimit.requestsPerMinute"),
+    ("prod", {"rateLimit": {"requestsPerMinute": 10001, "banSeconds": 300}}, "rateLimit.requestsPerMinute"),
     ("dev", {"maxInstances": 0}, "maxInstances"),
     ("dev", {"sessionConfig": "not an object"}, "sessionConfig"),
 ]

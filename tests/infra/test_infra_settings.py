@@ -122,6 +122,8 @@ BAD = [
     ("auth with client config", {"allowClientSessionConfig": True}, "allowClientSessionConfig", "must be false"),
     ("auth with no agents and no session config", {"agentIds": []}, "agentIds", "sessionConfig is unset"),
     ("zero rate", {"rateLimit": {"requestsPerMinute": 0}}, "rateLimit.requestsPerMinute", "positive"),
+    ("rate over Armor's ban ceiling", {"rateLimit": {"requestsPerMinute": 10001}}, "rateLimit.requestsPerMinute",
+     "between 1 and 10000"),
     ("negative ban", {"rateLimit": {"banSeconds": -5}}, "rateLimit.banSeconds", "positive"),
     ("unknown rate field", {"rateLimit": {"perMinute": 5}}, "rateLimit", "unknown field"),
     ("zero max instances", {"maxInstances": 0}, "maxInstances", "positive"),
