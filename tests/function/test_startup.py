@@ -9,6 +9,17 @@ from function_helpers import API_KEY, error_of
 from tools.function_server import FunctionServer, StartupError
 
 
+def _startup_failure(env: dict) -> str:
+    """The server's words when it refuses to start; a server that starts anyway is stopped."""
+    server = FunctionServer(env)
+    try:
+        with pytest.raises(StartupError) as failure:
+            server.start(timeout=20)
+    finally:
+        server.stop()
+    return str(failure.value)
+
+
 @pytest.mark.parametrize("name, value", [
     ("SESSION_CONFIG", '["not", "an", "object"]'),
     ("SESSION_CONFIG", "{model: outspeed-v1}"),
@@ -21,10 +32,7 @@ from tools.function_server import FunctionServer, StartupError
     ("ALLOWED_AGENT_IDS", "agent-1,agent 2"),
 ])
 def test_malformed_setting_fails_start_up_naming_the_variable(name, value):
-    env = {"OUTSPEED_API_KEY": API_KEY, name: value}
-    with pytest.raises(StartupError) as failure:
-        FunctionServer(env).start(timeout=20)
-    message = str(failure.value)
+    message = _startup_failure({"OUTSPEED_API_KEY": API_KEY, name: value})
     assert name in message
     assert "SettingsError" in message
     assert API_KEY not in message
@@ -32,9 +40,7 @@ def test_malformed_setting_fails_start_up_naming_the_variable(name, value):
 
 def test_a_malformed_key_is_named_but_never_quoted():
     bad_key = API_KEY + " trailing-garbage"
-    with pytest.raises(StartupError) as failure:
-        FunctionServer({"OUTSPEED_API_KEY": bad_key}).start(timeout=20)
-    message = str(failure.value)
+    message = _startup_failure({"OUTSPEED_API_KEY": bad_key})
     assert "OUTSPEED_API_KEY" in message
     assert API_KEY not in message and "trailing-garbage" not in message
 
