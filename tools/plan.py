@@ -157,12 +157,13 @@ def run_program(stack: str, overrides: Optional[dict[str, Any]] = None,
     config = stack_runtime_config(stack, overrides, api_key)
     resources: list[dict[str, Any]] = []
     warnings: list[str] = []
+    thread_loops: set = set()  # the engine's executor threads each get a loop to deserialize in
 
     class Recorder(pmocks.MockMonitor):
         def RegisterResource(self, request):
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
-                _ensure_event_loop()
+                thread_loops.add(_ensure_event_loop())
                 resources.append({
                     "type": request.type,
                     "name": request.name,
@@ -209,8 +210,12 @@ def run_program(stack: str, overrides: Optional[dict[str, Any]] = None,
 
     if error is None:
         _sync_await(resolve())
-    # Close the runtime's loop now; left to interpreter shutdown it prints a spurious traceback.
+    # Close the runtime's loops now; left to interpreter shutdown they can print a spurious
+    # traceback ("Invalid file descriptor") once their sockets are gone.
     asyncio.get_event_loop().close()
+    for loop in thread_loops:
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
     return {"stack": stack, "resources": resources, "outputs": outputs, "warnings": warnings, "error": error}
 
 

@@ -38,7 +38,7 @@ $("form").addEventListener("submit", async (event) => {
     if (!(error instanceof EphemeralKeyError)) throw error;
     const lines = [error.message];
     if (error.code === "network_error") {
-      lines.push(`If the endpoint is running, its allowedHostnames probably do not include this page's host (${location.hostname}): the browser refused to let the page read the answer (CORS).`);
+      lines.push(`Either nothing answers at that URL, or the endpoint's allowedHostnames do not include this page's host (${location.hostname}) and the browser hid the answer (CORS); the browser console says which.`);
     }
     if (error.retryAfter !== undefined) lines.push(`Retry after ${error.retryAfter} s.`);
     show("error", `Error: ${error.code}${error.status ? ` (HTTP ${error.status})` : ""}`, lines);

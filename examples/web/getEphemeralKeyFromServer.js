@@ -36,6 +36,8 @@ export class EphemeralKeyError extends Error {
 
 /** @param {unknown} v @returns {v is Record<string, unknown>} */
 const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+/** @param {string} v @returns {v is EndpointErrorCode} */
+const isEndpointErrorCode = (v) => /** @type {readonly string[]} */ (ENDPOINT_ERROR_CODES).includes(v);
 
 /**
  * @param {string} agentId
@@ -62,14 +64,17 @@ export async function requestEphemeralKey(agentId, { endpoint = "/token", source
   const retryAfter = /^\d+$/.test(header) ? Number(header)
     : date ? Math.max(0, Math.ceil((date - Date.now()) / 1000)) : undefined;
   /** @type {unknown} */
-  const data = await response.json().catch(() => undefined);
+  const data = await response.json().catch((error) => {
+    if (signal?.aborted) throw error; // cancelled while reading: a cancellation, not a bad answer
+    return undefined;
+  });
   if (!response.ok) {
-    if (isObject(data) && typeof data.error === "string") {
+    if (isObject(data) && typeof data.error === "string" && isEndpointErrorCode(data.error)) {
       const message = typeof data.message === "string" ? data.message : data.error;
-      throw new EphemeralKeyError(/** @type {EndpointErrorCode} */ (data.error), response.status, message, retryAfter);
+      throw new EphemeralKeyError(data.error, response.status, message, retryAfter);
     }
     throw new EphemeralKeyError("bad_response", response.status,
-      `The endpoint answered HTTP ${response.status} without a JSON error.`, retryAfter);
+      `The endpoint answered HTTP ${response.status} without one of its JSON errors.`, retryAfter);
   }
   const secret = isObject(data) ? data.client_secret : undefined;
   if (!isObject(data) || !isObject(secret) || typeof secret.value !== "string" || !secret.value) {

@@ -28,16 +28,18 @@ export type ClientErrorCode = "network_error" | "bad_response";
 export type EphemeralKeyErrorCode = EndpointErrorCode | ClientErrorCode;
 
 export class EphemeralKeyError extends Error {
-  constructor(
-    readonly code: EphemeralKeyErrorCode,
-    /** HTTP status; 0 when no response could be read. */
-    readonly status: number,
-    message: string,
-    /** Seconds to wait before retrying (Retry-After), when the endpoint says so. */
-    readonly retryAfter?: number,
-  ) {
+  readonly code: EphemeralKeyErrorCode;
+  /** HTTP status; 0 when no response could be read. */
+  readonly status: number;
+  /** Seconds to wait before retrying (Retry-After), when the endpoint says so. */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: EphemeralKeyErrorCode, status: number, message: string, retryAfter?: number) {
     super(message);
     this.name = "EphemeralKeyError";
+    this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -59,6 +61,7 @@ export interface EphemeralKeyOptions {
 }
 
 type Json = Record<string, unknown>;
+const isEndpointErrorCode = (v: string): v is EndpointErrorCode => (ENDPOINT_ERROR_CODES as readonly string[]).includes(v);
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 export async function requestEphemeralKey(
@@ -83,14 +86,17 @@ export async function requestEphemeralKey(
   const date = Date.parse(header);
   const retryAfter = /^\d+$/.test(header) ? Number(header)
     : date ? Math.max(0, Math.ceil((date - Date.now()) / 1000)) : undefined;
-  const data: unknown = await response.json().catch(() => undefined);
+  const data: unknown = await response.json().catch((error) => {
+    if (signal?.aborted) throw error; // cancelled while reading: a cancellation, not a bad answer
+    return undefined;
+  });
   if (!response.ok) {
-    if (isObject(data) && typeof data.error === "string") {
+    if (isObject(data) && typeof data.error === "string" && isEndpointErrorCode(data.error)) {
       const message = typeof data.message === "string" ? data.message : data.error;
-      throw new EphemeralKeyError(data.error as EndpointErrorCode, response.status, message, retryAfter);
+      throw new EphemeralKeyError(data.error, response.status, message, retryAfter);
     }
     throw new EphemeralKeyError("bad_response", response.status,
-      `The endpoint answered HTTP ${response.status} without a JSON error.`, retryAfter);
+      `The endpoint answered HTTP ${response.status} without one of its JSON errors.`, retryAfter);
   }
   const secret = isObject(data) ? data.client_secret : undefined;
   if (!isObject(data) || !isObject(secret) || typeof secret.value !== "string" || !secret.value) {

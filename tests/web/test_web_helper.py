@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,6 +16,7 @@ from tools.function_server import ROOT
 WEB = ROOT / "examples" / "web"
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
 NO_TSC = "TypeScript not installed: type check skipped — npm ci"
+NO_TSC_TWINS = "TypeScript not installed: TS-vs-JS helper browser tests skipped — npm ci"
 
 
 def _codes(path) -> list[str]:
@@ -43,9 +46,11 @@ def test_typescript_helper_and_page_type_check(tsc):
 
 
 @pytest.fixture(scope="module")
-def compiled_ts(tsc, tmp_path_factory):
+def compiled_ts(tmp_path_factory):
+    if not TSC.exists():
+        pytest.skip(NO_TSC_TWINS)
     out = tmp_path_factory.mktemp("tsc")
-    done = subprocess.run([tsc, "--outDir", str(out), "--target", "ES2020", "--module", "ES2020", "--strict",
+    done = subprocess.run([str(TSC), "--outDir", str(out), "--target", "ES2020", "--module", "ES2020", "--strict",
                            "--lib", "ES2020,DOM", str(WEB / "getEphemeralKeyFromServer.ts")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -76,6 +81,8 @@ def test_ts_helper_and_js_twin_behave_the_same_in_the_browser(devserver, page, c
     page.route(f"{origin}/fake/rate-limited", lambda route: route.fulfill(
         status=429, headers={"Retry-After": "7"}, content_type="application/json",
         body=json.dumps({"error": "upstream_rate_limited", "message": "Outspeed is rate limiting."})))
+    page.route(f"{origin}/fake/proxy-error", lambda route: route.fulfill(
+        status=502, content_type="application/json", body=json.dumps({"error": "Bad Gateway"})))
     page.route(f"{origin}/fake/no-secret", lambda route: route.fulfill(
         status=200, content_type="application/json", body=json.dumps({"id": "sess_1", "client_secret": {}})))
     page.goto(devserver.page_url())
@@ -89,6 +96,9 @@ def test_ts_helper_and_js_twin_behave_the_same_in_the_browser(devserver, page, c
         ({"agentId": TEST_AGENT, "endpoint": f"{origin}/fake/rate-limited"},
          {"code": "upstream_rate_limited", "status": 429, "retryAfter": 7}),
         ({"agentId": TEST_AGENT, "endpoint": f"{origin}/fake/no-secret"}, {"code": "bad_response", "status": 200}),
+        # JSON with an `error` that is not one of the endpoint's codes (a proxy's): the promised
+        # code union holds, so it is a bad_response
+        ({"agentId": TEST_AGENT, "endpoint": f"{origin}/fake/proxy-error"}, {"code": "bad_response", "status": 502}),
         # the static server answers POST with an HTML 501: not the endpoint's JSON
         ({"agentId": TEST_AGENT, "endpoint": f"{origin}/index.html"}, {"code": "bad_response", "status": 501}),
         ({"agentId": TEST_AGENT, "endpoint": "http://localhost:9/token"}, {"code": "network_error", "status": 0}),
@@ -104,3 +114,57 @@ def test_ts_helper_and_js_twin_behave_the_same_in_the_browser(devserver, page, c
             assert got["typed"] and got["name"] == "EphemeralKeyError" and got["message"], (case, got)
             assert {k: got[k] for k in expected} == expected, (case, got)
     assert results["ts"] == results["js"]
+
+
+class _StallingBody(BaseHTTPRequestHandler):
+    """Answers 200 with CORS, sends part of the body, then stalls (until the test ends)."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_OPTIONS(self):
+        self.send_response(204)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Headers", "Content-Type")
+        self.end_headers()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b'{"client_secret": ')
+        self.wfile.flush()
+        self.server.release.wait(10)
+
+
+ABORT_WHILE_READING = """async ({ module, endpoint }) => {
+  const m = await import(module);
+  const controller = new AbortController();
+  const call = m.requestEphemeralKey("agent-1", { endpoint, signal: controller.signal });
+  setTimeout(() => controller.abort(), 300);
+  try { await call; return { ok: true }; }
+  catch (e) { return { ok: false, name: e.name, typed: e instanceof m.EphemeralKeyError }; }
+}"""
+
+
+def test_cancelling_while_the_body_arrives_is_a_cancellation_in_both_twins(devserver, page, compiled_ts):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StallingBody)
+    server.daemon_threads = True
+    server.release = threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://localhost:{devserver.web_port}"
+    page.route(f"{origin}/__ts__/helper.js", lambda route: route.fulfill(body=compiled_ts, content_type="text/javascript"))
+    page.goto(devserver.page_url())
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/token"
+    try:
+        for module in ("/getEphemeralKeyFromServer.js", "/__ts__/helper.js"):
+            got = page.evaluate(ABORT_WHILE_READING, {"module": module, "endpoint": endpoint})
+            # the caller's own abort comes back as such, not as a bogus bad_response
+            assert got == {"ok": False, "name": "AbortError", "typed": False}, (module, got)
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
