@@ -1,6 +1,7 @@
 """Linux /proc readings of a server's process tree: CPU seconds and memory.
 
-Shared by `make bench` and tests/function/test_load.py. functions-framework runs a gunicorn
+Shared by `make bench` and the tests (load, FunctionServer, make run's clean stop).
+functions-framework runs a gunicorn
 master (the process FunctionServer started, which imports function/main.py before forking)
 and one worker (which serves every request); `tree(pid)` returns both.
 """
@@ -12,11 +13,33 @@ from pathlib import Path
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _ppid_and_times(pid: int) -> tuple[int, int]:
+def _fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the ")" that ends the command name: state(0) ppid(1) ...
+    utime(11) stime(12) ... starttime(19). Raises OSError once the process is gone."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    # fields after the ")" that ends the command name: state ppid ... utime(14) stime(15)
-    fields = stat[stat.rindex(")") + 2:].split()
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _ppid_and_times(pid: int) -> tuple[int, int]:
+    fields = _fields(pid)
     return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def start_time(pid: int) -> str | None:
+    """When pid started (clock ticks since boot): tells a process from a later one reusing its pid."""
+    try:
+        return _fields(pid)[19]
+    except OSError:
+        return None
+
+
+def running(pid: int, started: str | None = None) -> bool:
+    """pid is alive and not a zombie (and, given `started`, still the same process)."""
+    try:
+        fields = _fields(pid)
+    except OSError:
+        return False
+    return fields[0] != "Z" and (started is None or fields[19] == started)
 
 
 def children(pid: int) -> list[int]:

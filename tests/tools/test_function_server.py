@@ -13,14 +13,6 @@ from tools.function_server import FunctionServer
 NOOP = Path(__file__).resolve().parents[2] / "bench" / "noop" / "main.py"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_stop_ends_a_stuck_worker_too():
     server = FunctionServer({"THREADS": "2"}, source=NOOP).start()
     try:
@@ -30,7 +22,7 @@ def test_stop_ends_a_stuck_worker_too():
     finally:
         server.stop(grace=1)
     deadline = time.monotonic() + 10  # SIGKILL is prompt; the bound only keeps a failure from hanging
-    while _alive(worker) and time.monotonic() < deadline:
+    while procstat.running(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(worker), "the worker outlived FunctionServer.stop()"
-    assert not _alive(server.process.pid)
+    assert not procstat.running(worker), "the worker outlived FunctionServer.stop()"
+    assert not procstat.running(server.process.pid)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import procstat
 from tools.function_server import ROOT, free_port
 
 # Debian's Chromium by default; CHROMIUM=/path/to/chrome points the tests at another build.
@@ -45,34 +46,15 @@ def page(browser):
     context.close()
 
 
-def _stat(pid: int) -> tuple[int, str, str] | None:
-    """(ppid, state, start time) of a live process, or None."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return int(fields[1]), fields[0], fields[19]
-
-
 def descendants(pid: int) -> dict[int, str]:
     """pid -> start time of every live descendant of `pid`."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (st := _stat(int(entry))):
-            children.setdefault(st[0], []).append(int(entry))
-    out, todo = {}, list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        if (st := _stat(child)) and child not in out:
-            out[child] = st[2]
-            todo.extend(children.get(child, []))
-    return out
+    found = {child: procstat.start_time(child) for child in procstat.tree(pid)[1:]}
+    return {child: started for child, started in found.items() if started is not None}
 
 
 def still_running(procs: dict[int, str]) -> list[int]:
     """The pids of `procs` that are still the same, non-zombie process."""
-    return [pid for pid, start in procs.items() if (st := _stat(pid)) and st[2] == start and st[1] != "Z"]
+    return [pid for pid, started in procs.items() if procstat.running(pid, started)]
 
 
 class DevServer:
