@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: test run plan bench clean
+.PHONY: test run plan bench lock clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt function/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ plan: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.run
+
+# function/requirements.in -> function/requirements.txt: every package the function deploys,
+# transitive ones included, pinned. Run after changing requirements.in; commit both.
+lock: $(VENV)/.installed
+	cd function && CUSTOM_COMPILE_COMMAND="make lock" ../$(PY) -m piptools compile --quiet --strip-extras --no-emit-index-url \
+	  --no-emit-find-links -o requirements.txt requirements.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
