@@ -85,3 +85,19 @@ def test_bad_monitoring_config_names_the_field_and_the_fix(label, value, key, ph
     assert message.startswith(f"config outspeed-token:{key}: "), message
     assert phrase in message, message
     assert message.split("Fix: ", 1)[1].strip()
+
+
+def test_every_alert_links_a_readme_section_that_exists():
+    import re
+
+    from infra.monitoring import alert_specs
+    from tools.plan import ROOT
+    readme = (ROOT / "README.md").read_text()
+    assert "\n## Operating it\n" in readme
+    slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+             for h in re.findall(r"^#### (.+)$", readme, flags=re.M)}
+    specs = alert_specs(MonitoringSettings(), "svc", "m", "armor")
+    assert len(specs) == 5
+    for spec in specs:
+        assert spec.anchor in slugs, spec.anchor
+        assert spec.title.lower().replace(" ", "-") == spec.anchor
