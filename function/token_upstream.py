@@ -9,6 +9,7 @@ session to its loop; nothing is created at import, so cold start stays fast).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -57,6 +58,12 @@ def new_session(pool_size: int) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECONDS),
         raise_for_status=False,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _deadline(seconds: float) -> aiohttp.ClientTimeout:
+    # ceil_threshold: aiohttp would otherwise round deadlines of 5 s and more up to whole seconds.
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=CONNECT_TIMEOUT_SECONDS, ceil_threshold=3600)
 
 
 def session() -> aiohttp.ClientSession:
@@ -121,6 +128,11 @@ class _TooLarge(Exception):
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     """The body, never holding more than max_bytes + one chunk; over the cap raises _TooLarge."""
+    length = response.content_length
+    if length is not None and not response.headers.get("Content-Encoding"):
+        if length > max_bytes:
+            raise _TooLarge()
+        return await response.read()  # the common case: a small answer of announced length
     chunks, size = [], 0
     async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
         size += len(chunk)
@@ -146,21 +158,21 @@ async def mint(call: UpstreamCall, settings: Settings) -> Minted | Failed:
     status: int | None = None
     try:
         # The whole answer (connect, headers and body) within UPSTREAM_TIMEOUT_SECONDS: a slow
-        # or trickling upstream gets a 504, never holds the request longer.
-        async with asyncio.timeout(settings.upstream_timeout):
-            async with session().post(sessions_url(settings, call), data=call.body, headers=headers,
-                                      allow_redirects=False) as response:
-                status = response.status
-                try:
-                    body = await _read_capped(response, MAX_ANSWER_BYTES)
-                except _TooLarge:
-                    body = b""  # too large to be a session: classified by its status alone
-                except aiohttp.ClientPayloadError as exc:
-                    if not _is_decoding_error(exc):
-                        raise
-                    body = b""  # e.g. "gzip" that is not: classified by its status alone
-                return classify(status, response.headers, body)
-    except TimeoutError:  # connect, headers or body: no whole answer in time
+        # or trickling upstream gets a 504, never holds the request longer. aiohttp's `total`
+        # covers exactly that (and costs less per call than wrapping in asyncio.timeout).
+        async with session().post(sessions_url(settings, call), data=call.body, headers=headers,
+                                  allow_redirects=False, timeout=_deadline(settings.upstream_timeout)) as response:
+            status = response.status
+            try:
+                body = await _read_capped(response, MAX_ANSWER_BYTES)
+            except _TooLarge:
+                body = b""  # too large to be a session: classified by its status alone
+            except aiohttp.ClientPayloadError as exc:
+                if not _is_decoding_error(exc):
+                    raise
+                body = b""  # e.g. "gzip" that is not: classified by its status alone
+            return classify(status, response.headers, body)
+    except (TimeoutError, asyncio.TimeoutError):  # connect, headers or body: no whole answer in time
         return Failed(Rejection("upstream_timeout"), status)
     except aiohttp.ClientError:  # refused, DNS, reset, dropped mid-answer, broken chunking
         return Failed(Rejection("upstream_unreachable"), None)
@@ -184,12 +196,11 @@ async def fetch(url: str, *, timeout: float, max_bytes: int = 1 << 20) -> Fetche
     """GET `url` on the pooled session; the whole answer (headers and body) within `timeout`
     seconds, at most `max_bytes` of body. Any status is returned as is (the caller decides)."""
     try:
-        async with asyncio.timeout(timeout):
-            async with session().get(url, allow_redirects=False,
-                                     headers={"Accept": "application/json"}) as response:
-                body = await _read_capped(response, max_bytes)
-                return Fetched(response.status, CIMultiDictProxy(response.headers.copy()), body)
-    except TimeoutError:
+        async with session().get(url, allow_redirects=False, timeout=_deadline(timeout),
+                                 headers={"Accept": "application/json"}) as response:
+            body = await _read_capped(response, max_bytes)
+            return Fetched(response.status, CIMultiDictProxy(response.headers.copy()), body)
+    except (TimeoutError, asyncio.TimeoutError):
         raise FetchError(f"GET {url}: no whole answer within {timeout} s") from None
     except _TooLarge:
         raise FetchError(f"GET {url}: body over {max_bytes} bytes") from None
