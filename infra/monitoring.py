@@ -61,6 +61,7 @@ class MonitoringSettings:
     mints_per_hour_alert: int = FIELDS["mintsPerHourAlert"]  # 0 = spend watch off
     upstream_error_ratio: float = FIELDS["upstreamErrorRatio"]
     upstream_error_window_minutes: int = FIELDS["upstreamErrorWindowMinutes"]
+    upstream_min_calls: int = FIELDS["upstreamMinCalls"]  # 0 = the ratio alone decides
     alert_window_minutes: int = FIELDS["alertWindowMinutes"]
     armor_denials_per_minute_alert: int = FIELDS["armorDenialsPerMinuteAlert"]  # 0 = off
     runbook_url: str = FIELDS["runbookUrl"]
@@ -136,6 +137,7 @@ def parse_monitoring(raw: Any) -> MonitoringSettings:
         upstream_error_ratio=_ratio("monitoring.upstreamErrorRatio", get("upstreamErrorRatio")),
         upstream_error_window_minutes=_int("monitoring.upstreamErrorWindowMinutes", get("upstreamErrorWindowMinutes"),
                                            1, MAX_WINDOW_MINUTES),
+        upstream_min_calls=_int("monitoring.upstreamMinCalls", get("upstreamMinCalls"), 0, 1_000_000),
         alert_window_minutes=_int("monitoring.alertWindowMinutes", get("alertWindowMinutes"), 1, MAX_WINDOW_MINUTES),
         armor_denials_per_minute_alert=_int("monitoring.armorDenialsPerMinuteAlert",
                                             get("armorDenialsPerMinuteAlert"), 0, 1_000_000),
@@ -216,6 +218,7 @@ class AlertSpec:
     what: str
     todo: str
     anchor: str
+    combiner: str = "OR"  # "AND": every condition must hold at once
 
 
 def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
@@ -234,22 +237,7 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
             "(it prompts) and `pulumi up`: the stack stores a new secret version and redeploys the function pinned "
             "to it. Check with one request to the tokenUrl output.",
             "outspeed-key-rejected"),
-        AlertSpec(
-            "upstream-failing", "Outspeed failing", "ERROR",
-            ({"display_name": f"upstream failures above {m.upstream_error_ratio:g} of calls over "
-                              f"{m.upstream_error_window_minutes} min",
-              "filter": codes_filter(requests_metric, UPSTREAM_FAILED),
-              "aggregations": [_sum(m.upstream_error_window_minutes * 60)],
-              "denominator_filter": codes_filter(requests_metric, UPSTREAM_CALLED),
-              "denominator_aggregations": [_sum(m.upstream_error_window_minutes * 60)],
-              "comparison": "COMPARISON_GT", "threshold_value": m.upstream_error_ratio},),
-            "A share of the calls to Outspeed above the threshold failed: Outspeed answered 5xx or an unexpected "
-            "4xx (`upstream_error`), answered garbage (`upstream_bad_response`), could not be reached "
-            "(`upstream_unreachable`) or did not answer in time (`upstream_timeout`).",
-            "Check Outspeed's status page and the dashboard's \"Upstream failures\" chart; the function's log lines "
-            "carry `upstreamStatus`. Nothing to redeploy unless `outspeedApiBase` is wrong; if Outspeed is merely "
-            "slow, the function's `UPSTREAM_TIMEOUT_SECONDS` (10 s) bounds each wait.",
-            "outspeed-failing"),
+        _upstream_failing(m, requests_metric),
         AlertSpec(
             "function-failing", "Token function failing", "ERROR",
             ({"display_name": f"internal_error or not_configured in {m.alert_window_minutes} min",
@@ -295,6 +283,36 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
             "`rateLimit.requestsPerMinute` or add the hostname to `allowedHostnames`.",
             "cloud-armor-denials-surging"))
     return specs
+
+
+def _upstream_failing(m: MonitoringSettings, requests_metric: str) -> AlertSpec:
+    """The failure ratio of calls to Outspeed, and (unless upstreamMinCalls is 0) a volume floor
+    ANDed with it: at night one timeout among two calls is a ratio of 0.5, not an outage."""
+    window = m.upstream_error_window_minutes * 60
+    called = codes_filter(requests_metric, UPSTREAM_CALLED)
+    conditions: list[dict[str, Any]] = [
+        {"display_name": f"upstream failures above {m.upstream_error_ratio:g} of calls over "
+                         f"{m.upstream_error_window_minutes} min",
+         "filter": codes_filter(requests_metric, UPSTREAM_FAILED), "aggregations": [_sum(window)],
+         "denominator_filter": called, "denominator_aggregations": [_sum(window)],
+         "comparison": "COMPARISON_GT", "threshold_value": m.upstream_error_ratio}]
+    if m.upstream_min_calls > 0:
+        # "at least N" as "more than N-1": the threshold is compared with COMPARISON_GT only.
+        conditions.append(
+            {"display_name": f"at least {m.upstream_min_calls} calls to Outspeed in {m.upstream_error_window_minutes} min",
+             "filter": called, "aggregations": [_sum(window)],
+             "comparison": "COMPARISON_GT", "threshold_value": m.upstream_min_calls - 1})
+    floor = (f" and at least {m.upstream_min_calls} calls were made in the window (fewer calls never page)"
+             if m.upstream_min_calls > 0 else "")
+    return AlertSpec(
+        "upstream-failing", "Outspeed failing", "ERROR", tuple(conditions),
+        "A share of the calls to Outspeed above the threshold failed" + floor + ": Outspeed answered 5xx or an "
+        "unexpected 4xx (`upstream_error`), answered garbage (`upstream_bad_response`), could not be reached "
+        "(`upstream_unreachable`) or did not answer in time (`upstream_timeout`).",
+        "Check Outspeed's status page and the dashboard's \"Upstream failures\" chart; the function's log lines "
+        "carry `upstreamStatus`. Nothing to redeploy unless `outspeedApiBase` is wrong; if Outspeed is merely "
+        "slow, the function's `UPSTREAM_TIMEOUT_SECONDS` (10 s) bounds each wait.",
+        "outspeed-failing", combiner="AND" if len(conditions) > 1 else "OR")
 
 
 def documentation(spec: AlertSpec, runbook_url: str) -> str:
@@ -475,7 +493,7 @@ class Monitoring(pulumi.ComponentResource):
                 project=project,
                 display_name=spec.apply(lambda s: f"{prefix}: {s.title}"),
                 severity=spec.apply(lambda s: s.severity),
-                combiner="OR",
+                combiner=spec.apply(lambda s: s.combiner),
                 conditions=spec.apply(lambda s: [_condition(c) for c in s.conditions]),
                 notification_channels=channel_ids,
                 documentation={"content": spec.apply(lambda s: documentation(s, m.runbook_url)),

@@ -28,7 +28,8 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "prod_no_emails": ("prod", {}),
     "prod_tuned": ("prod", {"monitoring": {"alertEmails": EMAILS[:1], "mintsPerHourAlert": 0,
                                            "armorDenialsPerMinuteAlert": 0, "upstreamErrorRatio": 0.25,
-                                           "upstreamErrorWindowMinutes": 30, "alertWindowMinutes": 15,
+                                           "upstreamErrorWindowMinutes": 30, "upstreamMinCalls": 0,
+                                           "alertWindowMinutes": 15,
                                            "runbookUrl": "https://github.com/acme/outspeed-token/blob/main/README.md"}}),
     "dev_with_edge": ("dev", PROD_EDGE_FOR_DEV),
 }
@@ -134,7 +135,9 @@ def test_every_alert_carries_a_runbook_and_a_severity(runs):
         assert "### What happened" in doc["content"] and "### What to do" in doc["content"]
         assert 'README.md, section "Operating it"' in doc["content"]
         assert "links" not in doc  # no runbookUrl configured
-        assert i["combiner"] == "OR" and i["userLabels"] == {"deployment": "outspeed-token-prod"}
+        # Only the ratio alert needs two conditions at once (failure share AND enough calls).
+        assert i["combiner"] == ("AND" if title == "Outspeed failing" else "OR")
+        assert i["userLabels"] == {"deployment": "outspeed-token-prod"}
         for condition in i["conditions"]:
             assert condition["conditionThreshold"]["evaluationMissingData"] == "EVALUATION_MISSING_DATA_INACTIVE"
     key = alerts(runs["prod_emails"])["Outspeed key rejected"]["inputs"]["documentation"]["content"]
@@ -145,9 +148,13 @@ def test_default_thresholds_and_windows(runs):
     found = {t: [c["conditionThreshold"] for c in a["inputs"]["conditions"]] for t, a in alerts(runs["prod_emails"]).items()}
     (key,) = found["Outspeed key rejected"]
     assert (key["thresholdValue"], key["aggregations"][0]["alignmentPeriod"], key["comparison"]) == (0, "300s", "COMPARISON_GT")
-    (ratio,) = found["Outspeed failing"]
+    ratio, floor = found["Outspeed failing"]
     assert ratio["thresholdValue"] == 0.1 and ratio["aggregations"][0]["alignmentPeriod"] == "600s"
     assert ratio["denominatorAggregations"][0]["alignmentPeriod"] == "600s"
+    # The volume floor: at least 10 calls to Outspeed (> 9) in the same 10-minute window.
+    assert (floor["thresholdValue"], floor["comparison"], floor["aggregations"]) == (
+        9, "COMPARISON_GT", ratio["denominatorAggregations"])
+    assert floor["filter"] == ratio["denominatorFilter"] and "denominatorFilter" not in floor
     (spend,) = found[SPEND]
     assert (spend["thresholdValue"], spend["aggregations"][0]["alignmentPeriod"]) == (1000, "3600s")
     (armor,) = found[ARMOR]
@@ -165,7 +172,9 @@ def test_config_tunes_thresholds_windows_and_switches_alerts_off(runs):
     assert "outspeed-token-prod-armor-denials" in metric_names(run)  # the Armor chart keeps its metric
     board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
     assert any("Armor" in t["widget"]["title"] for t in board["mosaicLayout"]["tiles"])
+    # upstreamMinCalls 0: the ratio alone decides, so one condition and no AND.
     (ratio,) = [c["conditionThreshold"] for c in found["Outspeed failing"]["inputs"]["conditions"]]
+    assert found["Outspeed failing"]["inputs"]["combiner"] == "OR"
     assert ratio["thresholdValue"] == 0.25 and ratio["aggregations"][0]["alignmentPeriod"] == "1800s"
     (key,) = [c["conditionThreshold"] for c in found["Outspeed key rejected"]["inputs"]["conditions"]]
     assert key["aggregations"][0]["alignmentPeriod"] == "900s"
@@ -227,6 +236,10 @@ def test_make_plan_prints_each_alert_with_condition_threshold_and_channels():
     assert "when any upstream_auth_failed in 5 min: value > 0 per 300s" in out
     assert "when upstream failures above 0.1 of calls over 10 min: value > 0.1 (ratio to denominator) per 600s" in out
     assert "when more than 1000 keys minted in 60 min: value > 1000 per 3600s" in out
+    assert out.count("fires only while ALL of these hold at once:") == 1  # under the ratio alert only
+    assert (out.index("outspeed-token-prod: Outspeed failing [ERROR]") < out.index("fires only while ALL")
+            < out.index("when upstream failures above"))
+    assert "when at least 10 calls to Outspeed in 10 min: value > 9 per 600s" in out
     assert 'metric.label.code="upstream_auth_failed"' in out
     assert "email oncall@example.com" in out
     assert out.count("notifies monitoring-email-") == 5 and "notifies nobody" not in out
