@@ -251,3 +251,19 @@ def test_make_plan_says_when_nobody_is_notified():
     assert out.count("notifies nobody (no monitoring.alertEmails)") == 4  # no Armor alert without the edge
     assert "WARNING: outspeed-token:monitoring.alertEmails is empty" in out
     assert ARMOR not in out
+
+
+def test_readme_costs_count_the_conditions_each_stack_really_plans(runs):
+    """The alerting price is per condition, so the README's count must match the plans."""
+    import re
+
+    from tools.plan import ROOT
+    costs = (ROOT / "README.md").read_text().split("### What monitoring costs", 1)[1].split("\n## ", 1)[0]
+    assert "$1.50 per condition per month" in costs
+    prod, dev = map(int, re.search(r"(\d+) conditions in prod and (\d+) in\s+dev", costs).groups())
+
+    def conditions(run):
+        return sum(len(a["inputs"]["conditions"]) for a in of_type(run, ALERT))
+
+    assert (conditions(runs["prod_emails"]), conditions(runs["dev"])) == (prod, dev)
+    assert f"${prod * 1.5:.2f}" in costs and f"${dev * 1.5:.0f}" in costs
