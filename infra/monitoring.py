@@ -195,8 +195,10 @@ def platform_failed_filter(service_name: str) -> str:
 
 
 def armor_metric_filter(armor_metric: str) -> str:
-    # metric.type only: the monitored resource a load-balancer log entry's metric is written
-    # against is Google's choice, and the metric name already selects this stack's policy.
+    # metric.type only, which the API allows ("must specify the metric type and optionally may
+    # contain restrictions on resource type", AlertPolicy MetricThreshold.filter): the resource a
+    # load-balancer entry's points land on (the entry's http_load_balancer, as far as public
+    # configs show) then cannot silently empty the alert, and the metric name selects the policy.
     return f'metric.type="{metric_type(armor_metric)}"'
 
 
@@ -321,6 +323,12 @@ def documentation(spec: AlertSpec, runbook_url: str) -> str:
     return f"### What happened\n{spec.what}\n\n### What to do\n{spec.todo}\n\nMore: {where}."
 
 
+# Count charts plot a rate: a chart's minAlignmentPeriod is only a lower bound and the console
+# widens the alignment period for long time ranges, so ALIGN_SUM would show counts per hour (or
+# day) under a "per minute" title. ALIGN_RATE means the same thing at every zoom.
+COUNT_ALIGNER = "ALIGN_RATE"
+
+
 def _chart(title: str, data_sets: list[dict[str, Any]], unit: str) -> dict[str, Any]:
     return {"title": title, "xyChart": {"dataSets": data_sets, "yAxis": {"label": unit, "scale": "LINEAR"}}}
 
@@ -343,30 +351,30 @@ def dashboard(title: str, service_name: str, requests_metric: str, latency_metri
     requests = f'metric.type="{metric_type(requests_metric)}" AND resource.type="cloud_run_revision"'
     latency = f'metric.type="{metric_type(latency_metric)}" AND resource.type="cloud_run_revision"'
     widgets = [
-        _chart("Keys minted per minute", [_series(f'{requests} AND metric.label.code="{MINTED}"',
-                                                  "ALIGN_SUM", "REDUCE_SUM")], "keys/min"),
-        _chart("Refusals by code per minute (4xx)",
-               [_series(f'{requests} AND metric.label.status=starts_with("4")', "ALIGN_SUM", "REDUCE_SUM",
-                        ["metric.label.code"], "STACKED_BAR")], "requests/min"),
-        _chart("Upstream failures by code per minute",
+        _chart("Keys minted per second", [_series(f'{requests} AND metric.label.code="{MINTED}"',
+                                                  COUNT_ALIGNER, "REDUCE_SUM")], "keys/s"),
+        _chart("Refusals by code per second (4xx)",
+               [_series(f'{requests} AND metric.label.status=starts_with("4")', COUNT_ALIGNER, "REDUCE_SUM",
+                        ["metric.label.code"], "STACKED_BAR")], "requests/s"),
+        _chart("Upstream failures by code per second",
                [_series(codes_filter(requests_metric, (*KEY_REJECTED, *UPSTREAM_FAILED, "upstream_rate_limited")),
-                        "ALIGN_SUM", "REDUCE_SUM", ["metric.label.code"], "STACKED_BAR")], "requests/min"),
+                        COUNT_ALIGNER, "REDUCE_SUM", ["metric.label.code"], "STACKED_BAR")], "requests/s"),
         _chart("Latency p50 / p95 / p99 (ms, every request)",
                [_series(latency, "ALIGN_DELTA", f"REDUCE_PERCENTILE_{p}", legend=f"p{p}") for p in (50, 95, 99)],
                "ms"),
         _chart("Instances", [_series('metric.type="run.googleapis.com/container/instance_count" '
                                      f'AND resource.type="cloud_run_revision" AND resource.label.service_name="{service_name}"',
                                      "ALIGN_MAX", "REDUCE_SUM", ["metric.label.state"], "STACKED_AREA")], "instances"),
-        _chart("Function failures per minute (internal_error, not_configured, platform 500/503)",
-               [_series(codes_filter(requests_metric, FUNCTION_FAILED), "ALIGN_SUM", "REDUCE_SUM",
+        _chart("Function failures per second (internal_error, not_configured, platform 500/503)",
+               [_series(codes_filter(requests_metric, FUNCTION_FAILED), COUNT_ALIGNER, "REDUCE_SUM",
                         ["metric.label.code"], "STACKED_BAR"),
-                _series(platform_failed_filter(service_name), "ALIGN_SUM", "REDUCE_SUM",
-                        ["metric.label.response_code"], "STACKED_BAR")], "requests/min"),
+                _series(platform_failed_filter(service_name), COUNT_ALIGNER, "REDUCE_SUM",
+                        ["metric.label.response_code"], "STACKED_BAR")], "requests/s"),
     ]
     if armor_metric is not None:
-        widgets.append(_chart("Cloud Armor denials per minute by rule (1000 origin, 2000 rate ban)",
-                              [_series(armor_metric_filter(armor_metric), "ALIGN_SUM", "REDUCE_SUM",
-                                       ["metric.label.rule"], "STACKED_BAR")], "requests/min"))
+        widgets.append(_chart("Cloud Armor denials per second by rule (1000 origin, 2000 rate ban)",
+                              [_series(armor_metric_filter(armor_metric), COUNT_ALIGNER, "REDUCE_SUM",
+                                       ["metric.label.rule"], "STACKED_BAR")], "requests/s"))
     tiles = [{"xPos": (i % 2) * 24, "yPos": (i // 2) * 16, "width": 24, "height": 16, "widget": widget}
              for i, widget in enumerate(widgets)]
     return {"displayName": title, "mosaicLayout": {"columns": 48, "tiles": tiles}}

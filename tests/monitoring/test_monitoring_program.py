@@ -73,7 +73,7 @@ def test_dev_monitors_by_default_without_armor(runs):
     board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
     titles = [t["widget"]["title"] for t in board["mosaicLayout"]["tiles"]]
     assert not any("Armor" in t for t in titles)
-    assert {"Keys minted per minute", "Instances"} <= set(titles)
+    assert {"Keys minted per second", "Instances"} <= set(titles)
     assert any(t.startswith("Latency p50 / p95 / p99") for t in titles)
     apis = {r["inputs"]["service"] for r in of_type(run, API)}
     assert {"logging.googleapis.com", "monitoring.googleapis.com"} <= apis
@@ -267,3 +267,20 @@ def test_readme_costs_count_the_conditions_each_stack_really_plans(runs):
 
     assert (conditions(runs["prod_emails"]), conditions(runs["dev"])) == (prod, dev)
     assert f"${prod * 1.5:.2f}" in costs and f"${dev * 1.5:.0f}" in costs
+
+
+def test_count_charts_plot_rates_whatever_the_zoom(runs):
+    """minAlignmentPeriod is only a lower bound: on a week-long view the console aligns over longer
+    periods, so a summed count would silently change unit. Every counter chart is a rate per second."""
+    board = json.loads(of_type(runs["prod_emails"], DASHBOARD)[0]["inputs"]["dashboardJson"])
+    counters = 0
+    for tile in board["mosaicLayout"]["tiles"]:
+        chart = tile["widget"]["xyChart"]
+        for data_set in chart["dataSets"]:
+            query = data_set["timeSeriesQuery"]["timeSeriesFilter"]
+            kind = query["filter"].split('metric.type="', 1)[1].split('"', 1)[0]
+            if kind.endswith(("-requests", "-armor-denials", "/request_count")):
+                counters += 1
+                assert query["aggregation"]["perSeriesAligner"] == "ALIGN_RATE", tile["widget"]["title"]
+                assert "per second" in tile["widget"]["title"] and chart["yAxis"]["label"].endswith("/s")
+    assert counters == 6  # minted, refusals, upstream failures, function failures x2, Armor
