@@ -11,6 +11,15 @@ and `logging.googleapis.com/trace` become LogEntry fields (httpRequest.status, .
 other key lands under jsonPayload (jsonPayload.code, jsonPayload.latencyMs). A 2nd-gen
 function logs as resource.type="cloud_run_revision" with resource.labels.service_name = its
 Cloud Run service. tests/monitoring checks every field path used here against real lines.
+
+Checked against Google's documentation: log-based metric descriptors (DELTA INT64 counters,
+DELTA DISTRIBUTION + value_extractor + bucket_options), alert filters needing only metric.type,
+ratio conditions (same alignment period and labels on both sides), the 25 h alignment-period cap
+for alerting, starts_with in Monitoring filters, Cloud Armor's enforcedSecurityPolicy.outcome
+="DENY" request-log filter, ALIGN_DELTA + REDUCE_PERCENTILE_* on distributions (Google's own
+Cloud Run dashboard sample). Seen only in public configs, not in a Google page we could read:
+one_of(...), the response_code label of run.googleapis.com/request_count, http_load_balancer as
+the LB request log's resource type, and the console's monitoring/dashboards/builder/<id> URL.
 """
 from __future__ import annotations
 
