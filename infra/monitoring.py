@@ -11,6 +11,15 @@ and `logging.googleapis.com/trace` become LogEntry fields (httpRequest.status, .
 other key lands under jsonPayload (jsonPayload.code, jsonPayload.latencyMs). A 2nd-gen
 function logs as resource.type="cloud_run_revision" with resource.labels.service_name = its
 Cloud Run service. tests/monitoring checks every field path used here against real lines.
+
+Checked against Google's documentation: log-based metric descriptors (DELTA INT64 counters,
+DELTA DISTRIBUTION + value_extractor + bucket_options), alert filters needing only metric.type,
+ratio conditions (same alignment period and labels on both sides), the 25 h alignment-period cap
+for alerting, starts_with in Monitoring filters, Cloud Armor's enforcedSecurityPolicy.outcome
+="DENY" request-log filter, ALIGN_DELTA + REDUCE_PERCENTILE_* on distributions (Google's own
+Cloud Run dashboard sample). Seen only in public configs, not in a Google page we could read:
+one_of(...), the response_code label of run.googleapis.com/request_count, http_load_balancer as
+the LB request log's resource type, and the console's monitoring/dashboards/builder/<id> URL.
 """
 from __future__ import annotations
 
@@ -61,6 +70,7 @@ class MonitoringSettings:
     mints_per_hour_alert: int = FIELDS["mintsPerHourAlert"]  # 0 = spend watch off
     upstream_error_ratio: float = FIELDS["upstreamErrorRatio"]
     upstream_error_window_minutes: int = FIELDS["upstreamErrorWindowMinutes"]
+    upstream_min_calls: int = FIELDS["upstreamMinCalls"]  # 0 = the ratio alone decides
     alert_window_minutes: int = FIELDS["alertWindowMinutes"]
     armor_denials_per_minute_alert: int = FIELDS["armorDenialsPerMinuteAlert"]  # 0 = off
     runbook_url: str = FIELDS["runbookUrl"]
@@ -136,6 +146,7 @@ def parse_monitoring(raw: Any) -> MonitoringSettings:
         upstream_error_ratio=_ratio("monitoring.upstreamErrorRatio", get("upstreamErrorRatio")),
         upstream_error_window_minutes=_int("monitoring.upstreamErrorWindowMinutes", get("upstreamErrorWindowMinutes"),
                                            1, MAX_WINDOW_MINUTES),
+        upstream_min_calls=_int("monitoring.upstreamMinCalls", get("upstreamMinCalls"), 0, 1_000_000),
         alert_window_minutes=_int("monitoring.alertWindowMinutes", get("alertWindowMinutes"), 1, MAX_WINDOW_MINUTES),
         armor_denials_per_minute_alert=_int("monitoring.armorDenialsPerMinuteAlert",
                                             get("armorDenialsPerMinuteAlert"), 0, 1_000_000),
@@ -193,8 +204,10 @@ def platform_failed_filter(service_name: str) -> str:
 
 
 def armor_metric_filter(armor_metric: str) -> str:
-    # metric.type only: the monitored resource a load-balancer log entry's metric is written
-    # against is Google's choice, and the metric name already selects this stack's policy.
+    # metric.type only, which the API allows ("must specify the metric type and optionally may
+    # contain restrictions on resource type", AlertPolicy MetricThreshold.filter): the resource a
+    # load-balancer entry's points land on (the entry's http_load_balancer, as far as public
+    # configs show) then cannot silently empty the alert, and the metric name selects the policy.
     return f'metric.type="{metric_type(armor_metric)}"'
 
 
@@ -216,6 +229,7 @@ class AlertSpec:
     what: str
     todo: str
     anchor: str
+    combiner: str = "OR"  # "AND": every condition must hold at once
 
 
 def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
@@ -234,22 +248,7 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
             "(it prompts) and `pulumi up`: the stack stores a new secret version and redeploys the function pinned "
             "to it. Check with one request to the tokenUrl output.",
             "outspeed-key-rejected"),
-        AlertSpec(
-            "upstream-failing", "Outspeed failing", "ERROR",
-            ({"display_name": f"upstream failures above {m.upstream_error_ratio:g} of calls over "
-                              f"{m.upstream_error_window_minutes} min",
-              "filter": codes_filter(requests_metric, UPSTREAM_FAILED),
-              "aggregations": [_sum(m.upstream_error_window_minutes * 60)],
-              "denominator_filter": codes_filter(requests_metric, UPSTREAM_CALLED),
-              "denominator_aggregations": [_sum(m.upstream_error_window_minutes * 60)],
-              "comparison": "COMPARISON_GT", "threshold_value": m.upstream_error_ratio},),
-            "A share of the calls to Outspeed above the threshold failed: Outspeed answered 5xx or an unexpected "
-            "4xx (`upstream_error`), answered garbage (`upstream_bad_response`), could not be reached "
-            "(`upstream_unreachable`) or did not answer in time (`upstream_timeout`).",
-            "Check Outspeed's status page and the dashboard's \"Upstream failures\" chart; the function's log lines "
-            "carry `upstreamStatus`. Nothing to redeploy unless `outspeedApiBase` is wrong; if Outspeed is merely "
-            "slow, the function's `UPSTREAM_TIMEOUT_SECONDS` (10 s) bounds each wait.",
-            "outspeed-failing"),
+        _upstream_failing(m, requests_metric),
         AlertSpec(
             "function-failing", "Token function failing", "ERROR",
             ({"display_name": f"internal_error or not_configured in {m.alert_window_minutes} min",
@@ -297,10 +296,46 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
     return specs
 
 
+def _upstream_failing(m: MonitoringSettings, requests_metric: str) -> AlertSpec:
+    """The failure ratio of calls to Outspeed, and (unless upstreamMinCalls is 0) a volume floor
+    ANDed with it: at night one timeout among two calls is a ratio of 0.5, not an outage."""
+    window = m.upstream_error_window_minutes * 60
+    called = codes_filter(requests_metric, UPSTREAM_CALLED)
+    conditions: list[dict[str, Any]] = [
+        {"display_name": f"upstream failures above {m.upstream_error_ratio:g} of calls over "
+                         f"{m.upstream_error_window_minutes} min",
+         "filter": codes_filter(requests_metric, UPSTREAM_FAILED), "aggregations": [_sum(window)],
+         "denominator_filter": called, "denominator_aggregations": [_sum(window)],
+         "comparison": "COMPARISON_GT", "threshold_value": m.upstream_error_ratio}]
+    if m.upstream_min_calls > 0:
+        # "at least N" as "more than N-1": the threshold is compared with COMPARISON_GT only.
+        conditions.append(
+            {"display_name": f"at least {m.upstream_min_calls} calls to Outspeed in {m.upstream_error_window_minutes} min",
+             "filter": called, "aggregations": [_sum(window)],
+             "comparison": "COMPARISON_GT", "threshold_value": m.upstream_min_calls - 1})
+    floor = (f" and at least {m.upstream_min_calls} calls were made in the window (fewer calls never page)"
+             if m.upstream_min_calls > 0 else "")
+    return AlertSpec(
+        "upstream-failing", "Outspeed failing", "ERROR", tuple(conditions),
+        "A share of the calls to Outspeed above the threshold failed" + floor + ": Outspeed answered 5xx or an "
+        "unexpected 4xx (`upstream_error`), answered garbage (`upstream_bad_response`), could not be reached "
+        "(`upstream_unreachable`) or did not answer in time (`upstream_timeout`).",
+        "Check Outspeed's status page and the dashboard's \"Upstream failures\" chart; the function's log lines "
+        "carry `upstreamStatus`. Nothing to redeploy unless `outspeedApiBase` is wrong; if Outspeed is merely "
+        "slow, the function's `UPSTREAM_TIMEOUT_SECONDS` (10 s) bounds each wait.",
+        "outspeed-failing", combiner="AND" if len(conditions) > 1 else "OR")
+
+
 def documentation(spec: AlertSpec, runbook_url: str) -> str:
     """The runbook shown in the incident and the notification (markdown)."""
     where = f"[{README_SECTION}]({runbook_url}#{spec.anchor})" if runbook_url else f"{README_SECTION} → \"{spec.title}\""
     return f"### What happened\n{spec.what}\n\n### What to do\n{spec.todo}\n\nMore: {where}."
+
+
+# Count charts plot a rate: a chart's minAlignmentPeriod is only a lower bound and the console
+# widens the alignment period for long time ranges, so ALIGN_SUM would show counts per hour (or
+# day) under a "per minute" title. ALIGN_RATE means the same thing at every zoom.
+COUNT_ALIGNER = "ALIGN_RATE"
 
 
 def _chart(title: str, data_sets: list[dict[str, Any]], unit: str) -> dict[str, Any]:
@@ -325,30 +360,30 @@ def dashboard(title: str, service_name: str, requests_metric: str, latency_metri
     requests = f'metric.type="{metric_type(requests_metric)}" AND resource.type="cloud_run_revision"'
     latency = f'metric.type="{metric_type(latency_metric)}" AND resource.type="cloud_run_revision"'
     widgets = [
-        _chart("Keys minted per minute", [_series(f'{requests} AND metric.label.code="{MINTED}"',
-                                                  "ALIGN_SUM", "REDUCE_SUM")], "keys/min"),
-        _chart("Refusals by code per minute (4xx)",
-               [_series(f'{requests} AND metric.label.status=starts_with("4")', "ALIGN_SUM", "REDUCE_SUM",
-                        ["metric.label.code"], "STACKED_BAR")], "requests/min"),
-        _chart("Upstream failures by code per minute",
+        _chart("Keys minted per second", [_series(f'{requests} AND metric.label.code="{MINTED}"',
+                                                  COUNT_ALIGNER, "REDUCE_SUM")], "keys/s"),
+        _chart("Refusals by code per second (4xx)",
+               [_series(f'{requests} AND metric.label.status=starts_with("4")', COUNT_ALIGNER, "REDUCE_SUM",
+                        ["metric.label.code"], "STACKED_BAR")], "requests/s"),
+        _chart("Upstream failures by code per second",
                [_series(codes_filter(requests_metric, (*KEY_REJECTED, *UPSTREAM_FAILED, "upstream_rate_limited")),
-                        "ALIGN_SUM", "REDUCE_SUM", ["metric.label.code"], "STACKED_BAR")], "requests/min"),
+                        COUNT_ALIGNER, "REDUCE_SUM", ["metric.label.code"], "STACKED_BAR")], "requests/s"),
         _chart("Latency p50 / p95 / p99 (ms, every request)",
                [_series(latency, "ALIGN_DELTA", f"REDUCE_PERCENTILE_{p}", legend=f"p{p}") for p in (50, 95, 99)],
                "ms"),
         _chart("Instances", [_series('metric.type="run.googleapis.com/container/instance_count" '
                                      f'AND resource.type="cloud_run_revision" AND resource.label.service_name="{service_name}"',
                                      "ALIGN_MAX", "REDUCE_SUM", ["metric.label.state"], "STACKED_AREA")], "instances"),
-        _chart("Function failures per minute (internal_error, not_configured, platform 500/503)",
-               [_series(codes_filter(requests_metric, FUNCTION_FAILED), "ALIGN_SUM", "REDUCE_SUM",
+        _chart("Function failures per second (internal_error, not_configured, platform 500/503)",
+               [_series(codes_filter(requests_metric, FUNCTION_FAILED), COUNT_ALIGNER, "REDUCE_SUM",
                         ["metric.label.code"], "STACKED_BAR"),
-                _series(platform_failed_filter(service_name), "ALIGN_SUM", "REDUCE_SUM",
-                        ["metric.label.response_code"], "STACKED_BAR")], "requests/min"),
+                _series(platform_failed_filter(service_name), COUNT_ALIGNER, "REDUCE_SUM",
+                        ["metric.label.response_code"], "STACKED_BAR")], "requests/s"),
     ]
     if armor_metric is not None:
-        widgets.append(_chart("Cloud Armor denials per minute by rule (1000 origin, 2000 rate ban)",
-                              [_series(armor_metric_filter(armor_metric), "ALIGN_SUM", "REDUCE_SUM",
-                                       ["metric.label.rule"], "STACKED_BAR")], "requests/min"))
+        widgets.append(_chart("Cloud Armor denials per second by rule (1000 origin, 2000 rate ban)",
+                              [_series(armor_metric_filter(armor_metric), COUNT_ALIGNER, "REDUCE_SUM",
+                                       ["metric.label.rule"], "STACKED_BAR")], "requests/s"))
     tiles = [{"xPos": (i % 2) * 24, "yPos": (i // 2) * 16, "width": 24, "height": 16, "widget": widget}
              for i, widget in enumerate(widgets)]
     return {"displayName": title, "mosaicLayout": {"columns": 48, "tiles": tiles}}
@@ -475,7 +510,7 @@ class Monitoring(pulumi.ComponentResource):
                 project=project,
                 display_name=spec.apply(lambda s: f"{prefix}: {s.title}"),
                 severity=spec.apply(lambda s: s.severity),
-                combiner="OR",
+                combiner=spec.apply(lambda s: s.combiner),
                 conditions=spec.apply(lambda s: [_condition(c) for c in s.conditions]),
                 notification_channels=channel_ids,
                 documentation={"content": spec.apply(lambda s: documentation(s, m.runbook_url)),

@@ -38,8 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 80,
     "memory": "256Mi",
     "monitoring": {"enabled": True, "alertEmails": [], "mintsPerHourAlert": 1000, "upstreamErrorRatio": 0.1,
-                   "upstreamErrorWindowMinutes": 10, "alertWindowMinutes": 5, "armorDenialsPerMinuteAlert": 60,
-                   "runbookUrl": ""},
+                   "upstreamErrorWindowMinutes": 10, "upstreamMinCalls": 10, "alertWindowMinutes": 5,
+                   "armorDenialsPerMinuteAlert": 60, "runbookUrl": ""},
 }
 
 UPSTREAM_TIMEOUT_SECONDS = 10

@@ -344,6 +344,8 @@ def alert_lines(inputs: dict[str, Any]) -> list[str]:
     threshold and window, and who is notified."""
     channels = inputs.get("notificationChannels") or []
     lines = [f"{inputs.get('displayName')} [{inputs.get('severity')}]"]
+    if inputs.get("combiner") == "AND" and len(inputs.get("conditions", [])) > 1:
+        lines.append("fires only while ALL of these hold at once:")
     for condition in inputs.get("conditions", []):
         t = condition.get("conditionThreshold") or {}
         window = ", ".join(a.get("alignmentPeriod", "") for a in t.get("aggregations", []))

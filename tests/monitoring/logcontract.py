@@ -169,3 +169,48 @@ def monitoring_filter_metric_type(filter_: str) -> str:
     if len(types) != 1:
         raise UnsupportedConstruct(f"a monitoring filter must name exactly one metric.type: {filter_!r}")
     return types[0]
+
+
+# --- one evaluation window of a metric-threshold condition -------------------------------------
+# Models exactly what infra/monitoring.py configures: every point falls inside one alignment
+# period, ALIGN_SUM + REDUCE_SUM with no grouping (one output series), an optional ratio, and
+# missing data treated as "not met" (EVALUATION_MISSING_DATA_INACTIVE). Anything else is refused.
+
+def _window_sum(filter_: str, aggregations: list[dict[str, Any]], points: list[dict[str, Any]]) -> Optional[float]:
+    if [(a.get("perSeriesAligner"), a.get("crossSeriesReducer"), a.get("groupByFields")) for a in aggregations] != [
+            ("ALIGN_SUM", "REDUCE_SUM", None)]:
+        raise UnsupportedConstruct(f"aggregations {aggregations!r} (supported: one ALIGN_SUM + REDUCE_SUM, no groupBy)")
+    matched = [p for p in points if monitoring_filter_matches(filter_, p)]
+    return float(len(matched)) if matched else None  # a log-based counter writes no point without entries
+
+
+def condition_value(threshold: dict[str, Any], points: list[dict[str, Any]]) -> Optional[float]:
+    """The condition's value over the window, or None when it has no data."""
+    value = _window_sum(threshold["filter"], threshold["aggregations"], points)
+    if "denominatorFilter" not in threshold:
+        return value
+    denominator = _window_sum(threshold["denominatorFilter"], threshold["denominatorAggregations"], points)
+    if value is None or denominator is None:
+        return None
+    return value / denominator
+
+
+def condition_met(threshold: dict[str, Any], points: list[dict[str, Any]]) -> bool:
+    if threshold.get("evaluationMissingData") != "EVALUATION_MISSING_DATA_INACTIVE":
+        raise UnsupportedConstruct("only EVALUATION_MISSING_DATA_INACTIVE is modelled")
+    value = condition_value(threshold, points)
+    if value is None:
+        return False
+    if threshold["comparison"] == "COMPARISON_GT":
+        return value > threshold["thresholdValue"]
+    raise UnsupportedConstruct(f"comparison {threshold['comparison']!r}")
+
+
+def policy_fires(policy: dict[str, Any], points: list[dict[str, Any]]) -> bool:
+    """A planned AlertPolicy's inputs: OR = any condition met, AND = all met in the same window."""
+    met = [condition_met(c["conditionThreshold"], points) for c in policy["conditions"]]
+    if policy["combiner"] == "OR":
+        return any(met)
+    if policy["combiner"] == "AND":
+        return all(met)
+    raise UnsupportedConstruct(f"combiner {policy['combiner']!r}")

@@ -254,10 +254,12 @@ def test_alert_conditions_select_exactly_the_codes_they_name(planned, captured, 
                     continue
                 assert _codes(points, filter_) == _named_codes(filter_), (title, key)
                 checked += 1
-    assert checked == 5  # key rejected, ratio numerator and denominator, function failures, spend watch
+    # key rejected, ratio numerator and denominator, its volume floor, function failures, spend watch
+    assert checked == 6
     by_title = {t: [c["conditionThreshold"] for c in p["conditions"]] for t, p in policies.items()}
     assert _codes(points, by_title["Outspeed key rejected"][0]["filter"]) == {"upstream_auth_failed"}
-    ratio = by_title["Outspeed failing"][0]
+    ratio, floor = by_title["Outspeed failing"]
+    assert floor["filter"] == ratio["denominatorFilter"]  # the floor counts the ratio's own calls
     assert _codes(points, ratio["filter"]) == {"upstream_error", "upstream_bad_response", "upstream_unreachable",
                                                "upstream_timeout"}
     assert _codes(points, ratio["filter"]) < _codes(points, ratio["denominatorFilter"])
@@ -288,6 +290,48 @@ def test_dashboard_charts_show_real_lines(planned, captured, metrics, service_na
     assert not {"ok", "preflight", "upstream_error"} & refusals
     assert next(c for t, c in charts.items() if t.startswith("Keys minted")) == {"ok"}
     assert all(isinstance(p["value"], (int, float)) for p in latency_points)
+
+
+def _policies(planned) -> dict[str, dict[str, Any]]:
+    return {p["displayName"].split(": ", 1)[1]: p for p in _of_type(planned, "gcp:monitoring/alertPolicy:AlertPolicy")}
+
+
+def test_outspeed_failing_needs_the_ratio_and_enough_calls_in_the_same_window(planned, captured, metrics,
+                                                                              service_name):
+    """Zero traffic, a handful of calls with failures among them, and a healthy busy window stay
+    quiet; a busy window with the same failure share pages (default floor: 10 calls)."""
+    policy = _policies(planned)["Outspeed failing"]
+    assert policy["combiner"] == "AND"
+    points = _points(captured, metrics, service_name)  # one real line of every outcome
+    calls = [p for p in points if p["metric.label.code"] in mon.UPSTREAM_CALLED]
+    failed = [p for p in calls if p["metric.label.code"] in mon.UPSTREAM_FAILED]
+    ok = [p for p in calls if p["metric.label.code"] == "ok"]
+    assert (len(calls), len(failed)) == (8, 4)
+    assert not lc.policy_fires(policy, [])  # no traffic: no data, no incident
+    assert not lc.policy_fires(policy, calls)  # 4 of 8 failed, but 8 calls are below the floor
+    assert lc.policy_fires(policy, calls * 2)  # 8 of 16 failed: an outage
+    assert not lc.policy_fires(policy, ok * 50)  # busy and healthy: numerator has no data
+    assert not lc.policy_fires(policy, ok * 50 + failed[:1])  # 1 failure in 51 calls is under 0.1
+    assert lc.policy_fires(policy, ok * 20 + failed)  # 4 in 24 is above 0.1
+
+
+def test_the_other_alerts_fire_on_their_real_lines_and_stay_quiet_without_them(planned, captured, metrics,
+                                                                                service_name):
+    policies = _policies(planned)
+    points = _points(captured, metrics, service_name)
+    by_code = {p["metric.label.code"]: p for p in points}
+    everything_but = lambda *codes: [p for c, p in by_code.items() if c not in codes]  # noqa: E731
+    key = policies["Outspeed key rejected"]
+    assert lc.policy_fires(key, [by_code["upstream_auth_failed"]])
+    assert not lc.policy_fires(key, everything_but("upstream_auth_failed"))
+    function = policies["Token function failing"]
+    function_logs = {**function, "conditions": function["conditions"][:1]}  # the platform metric is not modelled
+    for code in mon.FUNCTION_FAILED:
+        assert lc.policy_fires(function_logs, [by_code[code]]), code
+    assert not lc.policy_fires(function_logs, everything_but(*mon.FUNCTION_FAILED))
+    spend = policies["Keys minted above the hourly budget"]
+    assert not lc.policy_fires(spend, [by_code["ok"]] * 1000)
+    assert lc.policy_fires(spend, [by_code["ok"]] * 1001)
 
 
 # The load balancer's request log cannot be produced offline; this entry follows the structure
@@ -358,3 +402,23 @@ def test_the_evaluators_decide_like_logging_and_monitoring():
     assert lc.monitoring_filter_matches('metric.label.status=starts_with("4")', point)
     assert not lc.monitoring_filter_matches('metric.label.status=starts_with("5")', point)
     assert not lc.monitoring_filter_matches('metric.label.other="ok"', point)
+
+
+@pytest.mark.parametrize("threshold", [
+    {"filter": 'metric.type="m"', "comparison": "COMPARISON_GT", "thresholdValue": 0,
+     "evaluationMissingData": "EVALUATION_MISSING_DATA_INACTIVE",
+     "aggregations": [{"perSeriesAligner": "ALIGN_RATE", "crossSeriesReducer": "REDUCE_SUM"}]},
+    {"filter": 'metric.type="m"', "comparison": "COMPARISON_GT", "thresholdValue": 0,
+     "evaluationMissingData": "EVALUATION_MISSING_DATA_INACTIVE",
+     "aggregations": [{"perSeriesAligner": "ALIGN_SUM", "crossSeriesReducer": "REDUCE_SUM",
+                       "groupByFields": ["metric.label.code"]}]},
+    {"filter": 'metric.type="m"', "comparison": "COMPARISON_LT", "thresholdValue": 5,
+     "evaluationMissingData": "EVALUATION_MISSING_DATA_INACTIVE",
+     "aggregations": [{"perSeriesAligner": "ALIGN_SUM", "crossSeriesReducer": "REDUCE_SUM"}]},
+    {"filter": 'metric.type="m"', "comparison": "COMPARISON_GT", "thresholdValue": 0,
+     "evaluationMissingData": "EVALUATION_MISSING_DATA_ACTIVE",
+     "aggregations": [{"perSeriesAligner": "ALIGN_SUM", "crossSeriesReducer": "REDUCE_SUM"}]},
+], ids=["rate aligner", "grouped", "less-than", "missing data active"])
+def test_the_window_evaluator_refuses_what_it_does_not_model(threshold):
+    with pytest.raises(lc.UnsupportedConstruct):
+        lc.condition_met(threshold, [{"metric.type": "m"}])

@@ -28,7 +28,8 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "prod_no_emails": ("prod", {}),
     "prod_tuned": ("prod", {"monitoring": {"alertEmails": EMAILS[:1], "mintsPerHourAlert": 0,
                                            "armorDenialsPerMinuteAlert": 0, "upstreamErrorRatio": 0.25,
-                                           "upstreamErrorWindowMinutes": 30, "alertWindowMinutes": 15,
+                                           "upstreamErrorWindowMinutes": 30, "upstreamMinCalls": 0,
+                                           "alertWindowMinutes": 15,
                                            "runbookUrl": "https://github.com/acme/outspeed-token/blob/main/README.md"}}),
     "dev_with_edge": ("dev", PROD_EDGE_FOR_DEV),
 }
@@ -72,7 +73,7 @@ def test_dev_monitors_by_default_without_armor(runs):
     board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
     titles = [t["widget"]["title"] for t in board["mosaicLayout"]["tiles"]]
     assert not any("Armor" in t for t in titles)
-    assert {"Keys minted per minute", "Instances"} <= set(titles)
+    assert {"Keys minted per second", "Instances"} <= set(titles)
     assert any(t.startswith("Latency p50 / p95 / p99") for t in titles)
     apis = {r["inputs"]["service"] for r in of_type(run, API)}
     assert {"logging.googleapis.com", "monitoring.googleapis.com"} <= apis
@@ -134,7 +135,9 @@ def test_every_alert_carries_a_runbook_and_a_severity(runs):
         assert "### What happened" in doc["content"] and "### What to do" in doc["content"]
         assert 'README.md, section "Operating it"' in doc["content"]
         assert "links" not in doc  # no runbookUrl configured
-        assert i["combiner"] == "OR" and i["userLabels"] == {"deployment": "outspeed-token-prod"}
+        # Only the ratio alert needs two conditions at once (failure share AND enough calls).
+        assert i["combiner"] == ("AND" if title == "Outspeed failing" else "OR")
+        assert i["userLabels"] == {"deployment": "outspeed-token-prod"}
         for condition in i["conditions"]:
             assert condition["conditionThreshold"]["evaluationMissingData"] == "EVALUATION_MISSING_DATA_INACTIVE"
     key = alerts(runs["prod_emails"])["Outspeed key rejected"]["inputs"]["documentation"]["content"]
@@ -145,9 +148,13 @@ def test_default_thresholds_and_windows(runs):
     found = {t: [c["conditionThreshold"] for c in a["inputs"]["conditions"]] for t, a in alerts(runs["prod_emails"]).items()}
     (key,) = found["Outspeed key rejected"]
     assert (key["thresholdValue"], key["aggregations"][0]["alignmentPeriod"], key["comparison"]) == (0, "300s", "COMPARISON_GT")
-    (ratio,) = found["Outspeed failing"]
+    ratio, floor = found["Outspeed failing"]
     assert ratio["thresholdValue"] == 0.1 and ratio["aggregations"][0]["alignmentPeriod"] == "600s"
     assert ratio["denominatorAggregations"][0]["alignmentPeriod"] == "600s"
+    # The volume floor: at least 10 calls to Outspeed (> 9) in the same 10-minute window.
+    assert (floor["thresholdValue"], floor["comparison"], floor["aggregations"]) == (
+        9, "COMPARISON_GT", ratio["denominatorAggregations"])
+    assert floor["filter"] == ratio["denominatorFilter"] and "denominatorFilter" not in floor
     (spend,) = found[SPEND]
     assert (spend["thresholdValue"], spend["aggregations"][0]["alignmentPeriod"]) == (1000, "3600s")
     (armor,) = found[ARMOR]
@@ -165,7 +172,9 @@ def test_config_tunes_thresholds_windows_and_switches_alerts_off(runs):
     assert "outspeed-token-prod-armor-denials" in metric_names(run)  # the Armor chart keeps its metric
     board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
     assert any("Armor" in t["widget"]["title"] for t in board["mosaicLayout"]["tiles"])
+    # upstreamMinCalls 0: the ratio alone decides, so one condition and no AND.
     (ratio,) = [c["conditionThreshold"] for c in found["Outspeed failing"]["inputs"]["conditions"]]
+    assert found["Outspeed failing"]["inputs"]["combiner"] == "OR"
     assert ratio["thresholdValue"] == 0.25 and ratio["aggregations"][0]["alignmentPeriod"] == "1800s"
     (key,) = [c["conditionThreshold"] for c in found["Outspeed key rejected"]["inputs"]["conditions"]]
     assert key["aggregations"][0]["alignmentPeriod"] == "900s"
@@ -227,6 +236,10 @@ def test_make_plan_prints_each_alert_with_condition_threshold_and_channels():
     assert "when any upstream_auth_failed in 5 min: value > 0 per 300s" in out
     assert "when upstream failures above 0.1 of calls over 10 min: value > 0.1 (ratio to denominator) per 600s" in out
     assert "when more than 1000 keys minted in 60 min: value > 1000 per 3600s" in out
+    assert out.count("fires only while ALL of these hold at once:") == 1  # under the ratio alert only
+    assert (out.index("outspeed-token-prod: Outspeed failing [ERROR]") < out.index("fires only while ALL")
+            < out.index("when upstream failures above"))
+    assert "when at least 10 calls to Outspeed in 10 min: value > 9 per 600s" in out
     assert 'metric.label.code="upstream_auth_failed"' in out
     assert "email oncall@example.com" in out
     assert out.count("notifies monitoring-email-") == 5 and "notifies nobody" not in out
@@ -238,3 +251,36 @@ def test_make_plan_says_when_nobody_is_notified():
     assert out.count("notifies nobody (no monitoring.alertEmails)") == 4  # no Armor alert without the edge
     assert "WARNING: outspeed-token:monitoring.alertEmails is empty" in out
     assert ARMOR not in out
+
+
+def test_readme_costs_count_the_conditions_each_stack_really_plans(runs):
+    """The alerting price is per condition, so the README's count must match the plans."""
+    import re
+
+    from tools.plan import ROOT
+    costs = (ROOT / "README.md").read_text().split("### What monitoring costs", 1)[1].split("\n## ", 1)[0]
+    assert "$1.50 per condition per month" in costs
+    prod, dev = map(int, re.search(r"(\d+) conditions in prod and (\d+) in\s+dev", costs).groups())
+
+    def conditions(run):
+        return sum(len(a["inputs"]["conditions"]) for a in of_type(run, ALERT))
+
+    assert (conditions(runs["prod_emails"]), conditions(runs["dev"])) == (prod, dev)
+    assert f"${prod * 1.5:.2f}" in costs and f"${dev * 1.5:.0f}" in costs
+
+
+def test_count_charts_plot_rates_whatever_the_zoom(runs):
+    """minAlignmentPeriod is only a lower bound: on a week-long view the console aligns over longer
+    periods, so a summed count would silently change unit. Every counter chart is a rate per second."""
+    board = json.loads(of_type(runs["prod_emails"], DASHBOARD)[0]["inputs"]["dashboardJson"])
+    counters = 0
+    for tile in board["mosaicLayout"]["tiles"]:
+        chart = tile["widget"]["xyChart"]
+        for data_set in chart["dataSets"]:
+            query = data_set["timeSeriesQuery"]["timeSeriesFilter"]
+            kind = query["filter"].split('metric.type="', 1)[1].split('"', 1)[0]
+            if kind.endswith(("-requests", "-armor-denials", "/request_count")):
+                counters += 1
+                assert query["aggregation"]["perSeriesAligner"] == "ALIGN_RATE", tile["widget"]["title"]
+                assert "per second" in tile["widget"]["title"] and chart["yAxis"]["label"].endswith("/s")
+    assert counters == 6  # minted, refusals, upstream failures, function failures x2, Armor

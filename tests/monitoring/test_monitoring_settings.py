@@ -34,6 +34,8 @@ def test_cli_json_and_partial_objects_parse_with_defaults_filled_in():
     assert (m.mints_per_hour_alert, m.spend_watch) == (0, False)
     assert m.upstream_error_ratio == 0.25
     assert m.upstream_error_window_minutes == 10 and m.alert_window_minutes == 5
+    assert m.upstream_min_calls == 10
+    assert parse_monitoring({"upstreamMinCalls": "0"}).upstream_min_calls == 0
     assert parse_monitoring({"enabled": "false"}).enabled is False
     assert parse_monitoring({"armorDenialsPerMinuteAlert": 0}).armor_alert is False
     assert parse_monitoring({"runbookUrl": "https://github.com/acme/t/blob/main/README.md/"}).runbook_url == \
@@ -69,6 +71,8 @@ BAD = [
     ("ratio bool", {"upstreamErrorRatio": True}, "monitoring.upstreamErrorRatio", "fraction"),
     ("zero ratio window", {"upstreamErrorWindowMinutes": 0}, "monitoring.upstreamErrorWindowMinutes", "positive"),
     ("window over a day", {"alertWindowMinutes": 1441}, "monitoring.alertWindowMinutes", "between 1 and 1440"),
+    ("negative volume floor", {"upstreamMinCalls": -1}, "monitoring.upstreamMinCalls", "between 0 and"),
+    ("volume floor not a number", {"upstreamMinCalls": "some"}, "monitoring.upstreamMinCalls", "whole number"),
     ("negative armor", {"armorDenialsPerMinuteAlert": -5}, "monitoring.armorDenialsPerMinuteAlert", "between 0 and"),
     ("http runbook", {"runbookUrl": "http://example.com/README.md"}, "monitoring.runbookUrl", "https://"),
     ("runbook with fragment", {"runbookUrl": "https://example.com/README.md#x"}, "monitoring.runbookUrl", "https://"),
