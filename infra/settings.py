@@ -96,6 +96,12 @@ class Settings:
         return self.auth_enabled
 
     @property
+    def allow_any_agent(self) -> bool:
+        """Whether an empty agentIds means "any agent" (dev) rather than "no agent flow"
+        (prod: only the server's sessionConfig is served, any client agentId gets 403)."""
+        return not self.auth_enabled
+
+    @property
     def available_cpu(self) -> Optional[str]:
         """Cloud Run serves more than one request per instance only with a whole vCPU. Below
         2Gi a function's default CPU is a fraction, so pin 1; from 2Gi up the default is 1 or
@@ -287,12 +293,15 @@ def function_environment(settings: Settings, project: str) -> dict[str, str]:
     """The plain environment variables of DESIGN.md "Function environment".
 
     OUTSPEED_API_KEY is deliberately absent: it is a secret environment variable bound to a
-    Secret Manager version, never a plain value. Empty lists are left unset (= any).
+    Secret Manager version, never a plain value. Empty lists are left unset (= any; for
+    agents only where ALLOW_ANY_AGENT is true).
     """
     env = {
         "OUTSPEED_API_BASE": settings.api_base,
         "ALLOW_CLIENT_SESSION_CONFIG": "true" if settings.allow_client_session_config else "false",
         "HTTPS_ORIGINS_ONLY": "true" if settings.https_origins_only else "false",
+        # Always explicit, so an empty ALLOWED_AGENT_IDS never silently means "any agent" in prod.
+        "ALLOW_ANY_AGENT": "true" if settings.allow_any_agent else "false",
         "UPSTREAM_TIMEOUT_SECONDS": str(UPSTREAM_TIMEOUT_SECONDS),
         "THREADS": str(settings.concurrency),
         "GOOGLE_CLOUD_PROJECT": project,

@@ -13,6 +13,7 @@ from infra import stackfiles
 from infra.settings import function_environment, parse_mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "function"))
+import token_policy  # noqa: E402
 import token_settings  # noqa: E402  (the function's own settings module, as deployed)
 
 PROJECT = "demo-project"
@@ -31,6 +32,7 @@ def test_each_stack_file_yields_an_environment_the_function_accepts(stack):
     infra, fn = _function_settings(values)
     assert fn.allowed_hostnames == frozenset(infra.allowed_hostnames)
     assert fn.allowed_agent_ids == frozenset(infra.agent_ids)
+    assert fn.allow_any_agent is (not infra.auth_enabled)
     assert fn.https_origins_only is infra.auth_enabled  # prod refuses http origins
     assert fn.allow_client_session_config is infra.allow_client_session_config
     assert fn.threads == infra.concurrency  # one request per thread, as Cloud Run sends them
@@ -51,3 +53,23 @@ def test_empty_lists_mean_any_on_both_sides():
     values = {**stackfiles.project_values(stackfiles.stack_config("dev")), "allowedHostnames": [], "agentIds": []}
     _, fn = _function_settings(values)
     assert fn.allowed_hostnames == frozenset() and fn.allowed_agent_ids == frozenset()
+
+
+def test_prod_with_session_config_and_no_agents_refuses_every_client_agent():
+    # Issue 9 #1: empty agentIds in prod means "no agent flow", not "any agent".
+    values = {**stackfiles.project_values(stackfiles.stack_config("prod")), "agentIds": [],
+              "sessionConfig": {"model": "outspeed-v1"}}
+    _, fn = _function_settings(values)
+    assert fn.allowed_agent_ids == frozenset() and fn.allow_any_agent is False
+    refused = token_policy.plan({"agentId": "someone-elses-agent"}, fn)
+    assert isinstance(refused, token_policy.Rejection) and refused.code == "agent_not_allowed"
+    served = token_policy.plan({"source": "web"}, fn)  # the programmatic flow still works
+    assert isinstance(served, token_policy.UpstreamCall) and served.agent_id is None
+    assert json.loads(served.body) == {"model": "outspeed-v1"}
+
+
+def test_dev_with_no_agents_still_serves_any_agent():
+    values = {**stackfiles.project_values(stackfiles.stack_config("dev")), "agentIds": []}
+    _, fn = _function_settings(values)
+    assert fn.allow_any_agent is True
+    assert token_policy.plan({"agentId": "any-agent"}, fn).agent_id == "any-agent"

@@ -187,7 +187,7 @@ def test_dev_is_the_open_function_with_no_edge(dev):
     assert env["ALLOWED_HOSTNAMES"] == ",".join(want.allowed_hostnames)
     assert {"localhost", "127.0.0.1"} <= set(env["ALLOWED_HOSTNAMES"].split(","))
     assert env.get("ALLOWED_AGENT_IDS", "") == ",".join(want.agent_ids)
-    assert env["HTTPS_ORIGINS_ONLY"] == "false"
+    assert env["HTTPS_ORIGINS_ONLY"] == "false" and env["ALLOW_ANY_AGENT"] == "true"
     assert env["ALLOW_CLIENT_SESSION_CONFIG"] == ("true" if want.allow_client_session_config else "false")
     assert [r["type"] for r in dev["resources"] if r["type"].startswith("gcp:compute/")] == []
     assert "compute.googleapis.com" not in {a["inputs"]["service"] for a in of_type(dev, API)}
@@ -214,6 +214,7 @@ def test_prod_function_only_accepts_the_load_balancer(prod):
     assert env.get("ALLOWED_HOSTNAMES", "") == ",".join(want.allowed_hostnames)
     assert env.get("ALLOWED_AGENT_IDS", "") == ",".join(want.agent_ids)
     assert want.agent_ids or "SESSION_CONFIG" in env  # prod never mints for any agent
+    assert env["ALLOW_ANY_AGENT"] == "false"  # ...even when agentIds is empty
 
 
 def test_prod_edge_chain(prod):

@@ -176,6 +176,7 @@ def test_function_environment_matches_the_design_contract():
     assert env == {
         "ALLOWED_AGENT_IDS": "a-1,b.2",
         "ALLOWED_HOSTNAMES": "app.example.com,www.example.com",
+        "ALLOW_ANY_AGENT": "false",
         "ALLOW_CLIENT_SESSION_CONFIG": "false",
         "GOOGLE_CLOUD_PROJECT": "my-project",
         "HTTPS_ORIGINS_ONLY": "true",
@@ -191,3 +192,13 @@ def test_dev_environment_leaves_empty_lists_unset_and_allows_http_origins():
     env = function_environment(parse_mapping({"authEnabled": False, "allowClientSessionConfig": True}), "p")
     assert "ALLOWED_HOSTNAMES" not in env and "ALLOWED_AGENT_IDS" not in env and "SESSION_CONFIG" not in env
     assert env["HTTPS_ORIGINS_ONLY"] == "false" and env["ALLOW_CLIENT_SESSION_CONFIG"] == "true"
+    assert env["ALLOW_ANY_AGENT"] == "true"  # dev: an empty agentIds keeps meaning any agent
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_allow_any_agent_follows_auth_enabled_and_is_always_set(auth):
+    values = {**PROD_OK, "agentIds": [], "sessionConfig": {"model": "m"}, "authEnabled": auth}
+    env = function_environment(parse_mapping(values), "p")
+    assert env["ALLOW_ANY_AGENT"] == ("false" if auth else "true")
+    with_agents = function_environment(parse_mapping({**values, "agentIds": ["a-1"]}), "p")
+    assert with_agents["ALLOW_ANY_AGENT"] == env["ALLOW_ANY_AGENT"]  # set whether or not the list is empty
