@@ -73,3 +73,33 @@ def test_dev_with_no_agents_still_serves_any_agent():
     _, fn = _function_settings(values)
     assert fn.allow_any_agent is True
     assert token_policy.plan({"agentId": "any-agent"}, fn).agent_id == "any-agent"
+
+
+def test_caller_auth_reaches_the_function_as_the_design_variables():
+    # DESIGN.md names the variables; the function reads them (or, before it verifies callers,
+    # ignores them): either way the environment must start the function.
+    values = {**stackfiles.project_values(stackfiles.stack_config("prod")), "callerAuth": {
+        "idToken": {"issuer": "https://issuer.example.com/", "audience": "aud-1",
+                    "jwksUri": "https://issuer.example.com/keys"},
+        "appCheck": {"projectNumber": "123456789012", "appIds": ["1:123456789012:web:ab", "1:123456789012:ios:cd"]}}}
+    infra = parse_mapping(values)
+    env = function_environment(infra, PROJECT)
+    assert {k: v for k, v in env.items() if k.startswith("AUTH_")} == {
+        "AUTH_ID_TOKEN_ISSUER": "https://issuer.example.com/",
+        "AUTH_ID_TOKEN_AUDIENCE": "aud-1",
+        "AUTH_ID_TOKEN_JWKS_URI": "https://issuer.example.com/keys",
+        "AUTH_APP_CHECK_PROJECT_NUMBER": "123456789012",
+        "AUTH_APP_CHECK_APP_IDS": "1:123456789012:web:ab,1:123456789012:ios:cd",
+    }
+    token_settings.from_env({**env, "OUTSPEED_API_KEY": "contract-test-key"})  # starts: no SettingsError
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_stack_files_caller_checks_start_the_function(stack):
+    values = stackfiles.project_values(stackfiles.stack_config(stack))
+    infra, _ = _function_settings(values)  # from_env raised nothing
+    env = function_environment(infra, PROJECT)
+    assert ("AUTH_ID_TOKEN_ISSUER" in env or "AUTH_APP_CHECK_PROJECT_NUMBER" in env) is \
+        infra.caller_auth.verifies_callers
+    if infra.auth_enabled:  # prod verifies callers unless it says anonymous out loud
+        assert infra.caller_auth.verifies_callers or infra.caller_auth.anonymous

@@ -252,6 +252,19 @@ def _secret_text(value: Any) -> str:
     return "[secret]" if isinstance(value, dict) and "$secret" in value else str(value)
 
 
+def _caller_checks(env: dict[str, str]) -> str:
+    """The caller checks the function will enforce, from its AUTH_* environment."""
+    checks = []
+    if env.get("AUTH_ID_TOKEN_ISSUER"):
+        keys = env.get("AUTH_ID_TOKEN_JWKS_URI") or "OIDC discovery"
+        checks.append(f"ID token (iss {env['AUTH_ID_TOKEN_ISSUER']}, aud {env.get('AUTH_ID_TOKEN_AUDIENCE')}, "
+                      f"keys {keys})")
+    if env.get("AUTH_APP_CHECK_PROJECT_NUMBER"):
+        apps = env.get("AUTH_APP_CHECK_APP_IDS") or "any app"
+        checks.append(f"App Check (project {env['AUTH_APP_CHECK_PROJECT_NUMBER']}, {apps})")
+    return " + ".join(checks) if checks else "not verified (no callerAuth check)"
+
+
 def summarize(resource: dict[str, Any]) -> str:
     """The settings a reviewer compares between stacks, per resource type."""
     i, kind = resource["inputs"], resource["type"]
@@ -285,6 +298,7 @@ def summarize(resource: dict[str, Any]) -> str:
             f"{i.get('name')} {b.get('runtime')} entry={b.get('entryPoint')} source={b.get('source', {}).get('storageSource', {}).get('object')}",
             f"ingress {s.get('ingressSettings')}, instances {s.get('minInstanceCount')}-{s.get('maxInstanceCount')}, "
             f"concurrency {s.get('maxInstanceRequestConcurrency')}, cpu {s.get('availableCpu')}, memory {s.get('availableMemory')}",
+            f"callers {_caller_checks(env)}",
             *(f"env {k}={v}" for k, v in sorted(env.items())),
             f"secret env {secrets}",
         ]
