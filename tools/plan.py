@@ -275,9 +275,17 @@ def summarize(resource: dict[str, Any]) -> str:
     if kind == "gcp:serviceaccount/account:Account":
         return f"account {i.get('accountId')}"
     if kind in ("gcp:projects/iAMMember:IAMMember", "gcp:secretmanager/secretIamMember:SecretIamMember",
-                "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"):
-        scope = i.get("secretId") or i.get("name") or f"project {i.get('project')}"
+                "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+                "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"):
+        if kind.startswith("gcp:projects/"):
+            scope = f"project {i.get('project')} (project-wide)"
+        elif kind.startswith("gcp:artifactregistry/"):
+            scope = f"repository {i.get('location')}/{i.get('repository')} only"
+        else:
+            scope = i.get("secretId") or i.get("name")
         return f"{i.get('role')} -> {i.get('member')} on {scope}"
+    if kind == "gcp:artifactregistry/repository:Repository":
+        return f"{i.get('format')} repository {i.get('location')}/{i.get('repositoryId')}"
     if kind == "gcp:secretmanager/secret:Secret":
         return f"secret {i.get('secretId')}"
     if kind == "time:index/sleep:Sleep":
@@ -296,6 +304,7 @@ def summarize(resource: dict[str, Any]) -> str:
                             for e in s.get("secretEnvironmentVariables", []))
         lines = [
             f"{i.get('name')} {b.get('runtime')} entry={b.get('entryPoint')} source={b.get('source', {}).get('storageSource', {}).get('object')}",
+            f"build as {b.get('serviceAccount')}, images -> {b.get('dockerRepository')}",
             f"ingress {s.get('ingressSettings')}, instances {s.get('minInstanceCount')}-{s.get('maxInstanceCount')}, "
             f"concurrency {s.get('maxInstanceRequestConcurrency')}, cpu {s.get('availableCpu')}, memory {s.get('availableMemory')}",
             f"callers {_caller_checks(env)}",

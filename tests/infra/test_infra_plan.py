@@ -35,6 +35,12 @@ def test_dev_plan_shows_the_open_function(dev_plan):
     assert f"env ALLOWED_HOSTNAMES={','.join(stack_settings('dev').allowed_hostnames)}" in out
     assert "secret env OUTSPEED_API_KEY <- secret outspeed-token-dev-outspeed-api-key version 1" in out
     assert "roles/run.invoker -> allUsers" in out
+    # Each build grant shows its scope: the image push is the stack's repository only.
+    assert ("roles/artifactregistry.writer -> serviceAccount:outspeed-token-dev-build@plan-placeholder-project"
+            ".iam.gserviceaccount.com on repository us-central1/outspeed-token-dev-images only") in out
+    assert "roles/logging.logWriter -> serviceAccount:outspeed-token-dev-build@" in out
+    assert out.count("(project-wide)") == 2 and "storage.objectViewer" in out and "objectAdmin" not in out
+    assert "images -> projects/plan-placeholder-project/locations/us-central1/repositories/outspeed-token-dev-images" in out
     assert "callers not verified (no callerAuth check)" in out  # the shipped dev stack sets none
     assert "compute." not in out and "ipAddress" not in out
     assert "tokenUrl        https://outspeed-token-dev-" in out
