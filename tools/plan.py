@@ -330,13 +330,30 @@ def summarize(resource: dict[str, Any]) -> str:
         return (f"scheme {i.get('loadBalancingScheme')}, armor {i.get('securityPolicy')}, "
                 f"logging {(i.get('logConfig') or {}).get('enable')}")
     if kind == "gcp:compute/uRLMap:URLMap":
+        matchers = {m.get("name"): m for m in i.get("pathMatchers", [])}
+        lines = []
+        for rule in i.get("hostRules", []):
+            matcher = matchers.get(rule.get("pathMatcher"), {})
+            redirect = matcher.get("defaultUrlRedirect")
+            target = (f"redirect https={redirect.get('httpsRedirect')} code {redirect.get('redirectResponseCode')}"
+                      if redirect else f"service {matcher.get('defaultService')}")
+            lines.append(f"host {','.join(rule.get('hosts', []))} -> {target}")
+        abort = (((i.get("defaultRouteAction") or {}).get("faultInjectionPolicy") or {}).get("abort") or {})
         redirect = i.get("defaultUrlRedirect")
-        if redirect:
-            return f"redirect https={redirect.get('httpsRedirect')} code {redirect.get('redirectResponseCode')}"
-        return f"default service {i.get('defaultService')}"
+        if abort.get("percentage") == 100:
+            lines.append(f"any other host -> {abort.get('httpStatus')} from the load balancer")
+        elif redirect:
+            lines.append(f"any host -> redirect https={redirect.get('httpsRedirect')} code {redirect.get('redirectResponseCode')}")
+        else:
+            lines.append(f"any other host -> service {i.get('defaultService')}")
+        return "\n".join(lines)
+    if kind == "gcp:compute/sSLPolicy:SSLPolicy":
+        return f"min {i.get('minTlsVersion')}, profile {i.get('profile')}"
     if kind == "gcp:compute/managedSslCertificate:ManagedSslCertificate":
         return f"managed cert for {', '.join((i.get('managed') or {}).get('domains', []))}"
-    if kind in ("gcp:compute/targetHttpsProxy:TargetHttpsProxy", "gcp:compute/targetHttpProxy:TargetHttpProxy"):
+    if kind == "gcp:compute/targetHttpsProxy:TargetHttpsProxy":
+        return f"url map {i.get('urlMap')}, ssl policy {i.get('sslPolicy')}"
+    if kind == "gcp:compute/targetHttpProxy:TargetHttpProxy":
         return f"url map {i.get('urlMap')}"
     if kind == "gcp:compute/globalAddress:GlobalAddress":
         return f"reserved {i.get('ipVersion')} address"

@@ -279,7 +279,8 @@ def test_prod_edge_chain(prod):
         assert rule["ipAddress"] == address
         assert rule["loadBalancingScheme"] == backend["loadBalancingScheme"] == "EXTERNAL_MANAGED"
 
-    redirect = by_name(prod, "edge-http-redirect")["inputs"]["defaultUrlRedirect"]
+    (matcher,) = by_name(prod, "edge-http-redirect")["inputs"]["pathMatchers"]
+    redirect = matcher["defaultUrlRedirect"]
     assert redirect["httpsRedirect"] is True and redirect["redirectResponseCode"] == "PERMANENT_REDIRECT"  # 308
     assert one(prod, HTTP_PROXY)["inputs"]["urlMap"] == rid("edge-http-redirect", "urlmaps")
     assert one(prod, ADDRESS)
