@@ -160,7 +160,8 @@ def _bool(key: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ConfigError(key, f"must be true or false, got {value!r}", f"pulumi config set {key} true|false")
+    path = " --path" if "." in key else ""  # nested keys (callerAuth.anonymous) need --path
+    raise ConfigError(key, f"must be true or false, got {value!r}", f"pulumi config set{path} {key} true|false")
 
 
 def _int(key: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:

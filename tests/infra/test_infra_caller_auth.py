@@ -199,3 +199,9 @@ def test_program_refuses_bad_caller_auth_before_any_resource(change, key):
     result = run("prod", change)
     assert result["error"]["type"] == "ConfigError" and result["error"]["key"] == key
     assert result["resources"] == [] and result["exit_code"] == 2
+
+
+def test_a_nested_boolean_error_tells_the_user_to_use_path():
+    with pytest.raises(ConfigError) as info:
+        prod({"anonymous": "maybe"})
+    assert "pulumi config set --path callerAuth.anonymous true|false" in str(info.value)
