@@ -163,7 +163,10 @@ def plan(body: dict[str, Any], settings: Settings) -> UpstreamCall | Rejection:
     source_param = (("source", source),) if source is not None else ()
 
     if agent_id is not None:
-        if settings.allowed_agent_ids and agent_id not in settings.allowed_agent_ids:
+        # An empty allowlist means any agent only where ALLOW_ANY_AGENT says so (dev); in
+        # prod it means no agent flow at all: only the server's SESSION_CONFIG is served.
+        agents_restricted = bool(settings.allowed_agent_ids) or not settings.allow_any_agent
+        if agents_restricted and agent_id not in settings.allowed_agent_ids:
             return Rejection("agent_not_allowed")
         # The agent's dashboard config applies; client fields (allowed here) are ignored.
         return UpstreamCall((("agent_id", agent_id),) + source_param, None, agent_id)

@@ -49,6 +49,8 @@ class Settings:
     upstream_timeout: float = DEFAULT_TIMEOUT_SECONDS
     threads: int = 8
     project: str | None = None
+    # False (prod): an empty allowed_agent_ids means "no agent flow", not "any agent".
+    allow_any_agent: bool = True
 
     def __repr__(self) -> str:  # never print the key, even in a debugger or a traceback
         return (f"Settings(api_key={'<set>' if self.api_key else None}, api_base={self.api_base!r}, "
@@ -56,7 +58,7 @@ class Settings:
                 f"session_config={'<set>' if self.session_config is not None else None}, "
                 f"allow_client_session_config={self.allow_client_session_config}, "
                 f"https_origins_only={self.https_origins_only}, upstream_timeout={self.upstream_timeout}, "
-                f"threads={self.threads}, project={self.project!r})")
+                f"threads={self.threads}, project={self.project!r}, allow_any_agent={self.allow_any_agent})")
 
     __str__ = __repr__
 
@@ -190,6 +192,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         upstream_timeout=_timeout(env),
         threads=_threads(env),
         project=_text(env, "GOOGLE_CLOUD_PROJECT") or None,
+        # Unset = true: the documented dev meaning of an empty ALLOWED_AGENT_IDS (any agent).
+        allow_any_agent=_bool(env, "ALLOW_ANY_AGENT", True),
     )
 
 

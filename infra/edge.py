@@ -15,6 +15,26 @@ RATE_RULE_PRIORITY = 2000
 DEFAULT_RULE_PRIORITY = 2147483647
 # Identical on the backend service and both forwarding rules (mixing schemes is rejected).
 LB_SCHEME = "EXTERNAL_MANAGED"
+# TLS 1.2 minimum with the RESTRICTED profile: only ECDHE key exchange with AES-GCM or
+# ChaCha20 (no CBC/SHA-1 suites, which MODERN still offers at TLS 1.2). The callers are
+# current browsers and app TLS stacks, which all negotiate these; nothing here needs the
+# older suites, and the endpoint hands out credentials.
+MIN_TLS_VERSION = "TLS_1_2"
+TLS_PROFILE = "RESTRICTED"
+# A Host other than `domain` (the bare IP, a stranger's DNS name) is answered by the load
+# balancer itself: the URL map's default route aborts every such request with this status
+# before any backend is chosen (fault injection, supported by EXTERNAL_MANAGED, not classic).
+UNKNOWN_HOST_STATUS = 404
+PATH_MATCHER = "token-endpoint"
+
+
+def unknown_host_abort() -> gcp.compute.URLMapDefaultRouteActionArgs:
+    return gcp.compute.URLMapDefaultRouteActionArgs(
+        fault_injection_policy=gcp.compute.URLMapDefaultRouteActionFaultInjectionPolicyArgs(
+            abort=gcp.compute.URLMapDefaultRouteActionFaultInjectionPolicyAbortArgs(
+                http_status=UNKNOWN_HOST_STATUS, percentage=100.0),
+        ),
+    )
 
 
 def origin_regex(hostnames: Sequence[str]) -> str:
@@ -133,11 +153,26 @@ class Edge(pulumi.ComponentResource):
             log_config=gcp.compute.BackendServiceLogConfigArgs(enable=True, sample_rate=1.0),
             opts=child(),
         )
+        # Only `domain` reaches the function. Everything else matches no host rule and gets
+        # the default: the service is named (the API needs one) but never used, since the
+        # default route aborts 100% of those requests with a 404 at the load balancer.
         self.url_map = gcp.compute.URLMap(
             f"{name}-urlmap",
             project=project,
             name=f"{args.prefix}-urlmap",
+            host_rules=[gcp.compute.URLMapHostRuleArgs(hosts=[s.domain], path_matcher=PATH_MATCHER)],
+            path_matchers=[gcp.compute.URLMapPathMatcherArgs(name=PATH_MATCHER, default_service=self.backend.id)],
             default_service=self.backend.id,
+            default_route_action=unknown_host_abort(),
+            opts=child(),
+        )
+        self.ssl_policy = gcp.compute.SSLPolicy(
+            f"{name}-tls",
+            project=project,
+            name=f"{args.prefix}-tls",
+            min_tls_version=MIN_TLS_VERSION,
+            profile=TLS_PROFILE,
+            description="outspeed-token edge: TLS 1.2+ with forward-secret AEAD ciphers only",
             opts=child(),
         )
         # Google-managed certificate: provisions once the domain's A record points at the address.
@@ -155,6 +190,7 @@ class Edge(pulumi.ComponentResource):
             name=f"{args.prefix}-https-proxy",
             url_map=self.url_map.id,
             ssl_certificates=[self.certificate.id],
+            ssl_policy=self.ssl_policy.id,  # without one, the proxy also accepts TLS 1.0/1.1
             opts=child(),
         )
         # Reserved so the DNS A record stays valid across LB changes; both forwarding rules
@@ -177,16 +213,24 @@ class Edge(pulumi.ComponentResource):
             load_balancing_scheme=LB_SCHEME,
             opts=child(),
         )
-        # Port 80 only redirects. 308 (not 301) so a POST stays a POST with its body.
+        # Port 80 only redirects, and only for `domain`. 308 (not 301) so a POST stays a POST
+        # with its body. Other hosts get the same load-balancer 404 as on :443 (the named
+        # service is never reached: the abort applies to every such request).
         self.redirect_map = gcp.compute.URLMap(
             f"{name}-http-redirect",
             project=project,
             name=f"{args.prefix}-http-redirect",
-            default_url_redirect=gcp.compute.URLMapDefaultUrlRedirectArgs(
-                https_redirect=True,
-                redirect_response_code="PERMANENT_REDIRECT",
-                strip_query=False,
-            ),
+            host_rules=[gcp.compute.URLMapHostRuleArgs(hosts=[s.domain], path_matcher=PATH_MATCHER)],
+            path_matchers=[gcp.compute.URLMapPathMatcherArgs(
+                name=PATH_MATCHER,
+                default_url_redirect=gcp.compute.URLMapPathMatcherDefaultUrlRedirectArgs(
+                    https_redirect=True,
+                    redirect_response_code="PERMANENT_REDIRECT",
+                    strip_query=False,
+                ),
+            )],
+            default_service=self.backend.id,
+            default_route_action=unknown_host_abort(),
             opts=child(),
         )
         self.http_proxy = gcp.compute.TargetHttpProxy(

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "monitoring": {"enabled": True, "alertEmails": [], "mintsPerHourAlert": 1000, "upstreamErrorRatio": 0.1,
                    "upstreamErrorWindowMinutes": 10, "upstreamMinCalls": 10, "alertWindowMinutes": 5,
                    "armorDenialsPerMinuteAlert": 60, "runbookUrl": ""},
+    "callerAuth": {},
 }
 
 UPSTREAM_TIMEOUT_SECONDS = 10
@@ -77,6 +78,31 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class IdTokenAuth:
+    issuer: str  # exact `iss`
+    audience: str  # expected `aud`
+    jwks_uri: Optional[str] = None  # None: OIDC discovery from the issuer
+
+
+@dataclass(frozen=True)
+class AppCheckAuth:
+    project_number: str  # digits
+    app_ids: tuple[str, ...] = ()  # empty: any app of the project
+
+
+@dataclass(frozen=True)
+class CallerAuth:
+    """Who may call (DESIGN.md, "Caller authentication"). All unset = no caller check."""
+    id_token: Optional[IdTokenAuth] = None
+    app_check: Optional[AppCheckAuth] = None
+    anonymous: bool = False
+
+    @property
+    def verifies_callers(self) -> bool:
+        return self.id_token is not None or self.app_check is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     auth_enabled: bool
     allowed_hostnames: tuple[str, ...]
@@ -90,6 +116,7 @@ class Settings:
     max_instances: int
     concurrency: int
     memory: str
+    caller_auth: CallerAuth = CallerAuth()
     warnings: tuple[str, ...] = field(default=(), compare=False)
     monitoring: Optional[MonitoringSettings] = None  # infra.monitoring; None = no monitoring
 
@@ -101,6 +128,12 @@ class Settings:
     @property
     def https_origins_only(self) -> bool:
         return self.auth_enabled
+
+    @property
+    def allow_any_agent(self) -> bool:
+        """Whether an empty agentIds means "any agent" (dev) rather than "no agent flow"
+        (prod: only the server's sessionConfig is served, any client agentId gets 403)."""
+        return not self.auth_enabled
 
     @property
     def available_cpu(self) -> Optional[str]:
@@ -134,7 +167,8 @@ def _bool(key: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ConfigError(key, f"must be true or false, got {value!r}", f"pulumi config set {key} true|false")
+    path = " --path" if "." in key else ""  # nested keys (callerAuth.anonymous) need --path
+    raise ConfigError(key, f"must be true or false, got {value!r}", f"pulumi config set{path} {key} true|false")
 
 
 def _int(key: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
@@ -183,6 +217,85 @@ def _hostname(key: str, raw: str) -> str:
 
 def _unique(items: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
+
+
+_HTTPS_URL = re.compile(r"https://([A-Za-z0-9.-]+)(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/:@!$&'()*+,;=-]*)?")
+_PROJECT_NUMBER = re.compile(r"[0-9]{1,20}")
+_APP_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # Firebase app ids look like 1:123456789012:web:0a1b2c3d
+CALLER_AUTH_EXAMPLE = ("callerAuth: {idToken: {issuer: https://securetoken.google.com/<project-id>, "
+                       "audience: <project-id>}}")
+
+
+def _object(key: str, value: Any, fields: tuple[str, ...], example: str) -> dict:
+    """A mapping whose keys are all among `fields` (unknown keys are typos: refused)."""
+    value = _json(key, value, "an object", example)
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"must be an object, got {value!r}", f"write it as a YAML mapping, e.g. {example}")
+    unknown = sorted(str(k) for k in set(value) - set(fields))
+    if unknown:
+        raise ConfigError(key, f"unknown field(s) {', '.join(unknown)}", f"use only {', '.join(fields)}")
+    return value
+
+
+def _https_url(key: str, value: Any, example: str) -> str:
+    """An https URL (no query, fragment or credentials). Loopback http is refused here even
+    though the function accepts it for local runs: a deployed function cannot reach loopback."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, f"must be an https URL, got {value!r}", f"set it, e.g. {example}")
+    url = value.strip()
+    if url.lower().startswith("http://"):
+        raise ConfigError(key, f"must be https, got {url!r} (a deployed function cannot reach a local http "
+                               "server; http on loopback is only for local runs, which set AUTH_* themselves)",
+                          f"use the issuer's https URL, e.g. {example}")
+    match = _HTTPS_URL.fullmatch(url)
+    if match is None or "@" in url.split("/", 3)[2] or not _HOSTNAME.match(match.group(1).lower()):
+        raise ConfigError(key, f"must be an https URL without query, fragment or credentials, got {url!r}",
+                          f"e.g. {example}")
+    return url
+
+
+def _caller_auth(raw: Any) -> CallerAuth:
+    top = _object("callerAuth", raw, ("idToken", "appCheck", "anonymous"), CALLER_AUTH_EXAMPLE)
+
+    id_token = None
+    if top.get("idToken") is not None:
+        it = _object("callerAuth.idToken", top["idToken"], ("issuer", "audience", "jwksUri"),
+                     "{issuer: https://securetoken.google.com/<project-id>, audience: <project-id>}")
+        issuer = _https_url("callerAuth.idToken.issuer", it.get("issuer"),
+                            "https://securetoken.google.com/<project-id>")
+        audience = it.get("audience")
+        if not isinstance(audience, str) or not audience.strip():
+            raise ConfigError("callerAuth.idToken.audience", f"must be a non-empty string, got {audience!r}",
+                              "set the audience your issuer puts in `aud` (Firebase: the project id)")
+        jwks = it.get("jwksUri")
+        jwks_uri = None
+        if jwks is not None and not (isinstance(jwks, str) and not jwks.strip()):  # "" = discovery
+            jwks_uri = _https_url("callerAuth.idToken.jwksUri", jwks, "https://<issuer>/.well-known/jwks.json")
+        id_token = IdTokenAuth(issuer=issuer, audience=audience.strip(), jwks_uri=jwks_uri)
+
+    app_check = None
+    if top.get("appCheck") is not None:
+        ac = _object("callerAuth.appCheck", top["appCheck"], ("projectNumber", "appIds"),
+                     '{projectNumber: "123456789012"}')
+        number = ac.get("projectNumber")
+        if isinstance(number, int) and not isinstance(number, bool) and number >= 0:
+            number = str(number)  # YAML reads an unquoted number as an int
+        if not isinstance(number, str) or not _PROJECT_NUMBER.fullmatch(number.strip()):
+            raise ConfigError("callerAuth.appCheck.projectNumber", f"must be digits only, got {number!r}",
+                              "use the Firebase project NUMBER (Project settings > General), quoted, "
+                              'e.g. "123456789012", not the project id')
+        app_ids = _str_list("callerAuth.appCheck.appIds", ac.get("appIds", []))
+        for app_id in app_ids:
+            if not _APP_ID.fullmatch(app_id):
+                raise ConfigError("callerAuth.appCheck.appIds", f"{app_id!r} is not a Firebase app id",
+                                  "copy app ids from Firebase Project settings, e.g. 1:123456789012:web:0a1b2c3d")
+        app_check = AppCheckAuth(project_number=number.strip(), app_ids=_unique(app_ids))
+
+    anonymous = _bool("callerAuth.anonymous", top.get("anonymous", False))
+    if anonymous and (id_token or app_check):
+        raise ConfigError("callerAuth.anonymous", "is true while idToken/appCheck verify callers (contradictory)",
+                          "remove anonymous (or set it false) to keep verifying callers")
+    return CallerAuth(id_token=id_token, app_check=app_check, anonymous=anonymous)
 
 
 # --- the parser --------------------------------------------------------------------------------
@@ -249,6 +362,8 @@ def parse(get: Callable[[str], Any]) -> Settings:
     if not _MEMORY.match(memory):
         raise ConfigError("memory", f"must be a size such as 256Mi or 1Gi, got {memory!r}", "pulumi config set memory 256Mi")
 
+    caller_auth = _caller_auth(value("callerAuth"))
+
     if auth:
         if not domain:
             raise ConfigError("domain", "is required when authEnabled is true (it names the managed TLS certificate)",
@@ -262,6 +377,12 @@ def parse(get: Callable[[str], Any]) -> Settings:
                               "is empty and sessionConfig is unset; with authEnabled true the endpoint must not mint keys "
                               "for any agent",
                               "list your agents: pulumi config set --path 'agentIds[0]' <agent-id> (or set sessionConfig)")
+        if not caller_auth.verifies_callers and not caller_auth.anonymous:
+            raise ConfigError("callerAuth",
+                              "sets no caller check; with authEnabled true callers must prove who they are (an "
+                              "Origin header binds browsers only: any script can send one)",
+                              f"set callerAuth.idToken and/or callerAuth.appCheck, e.g. {CALLER_AUTH_EXAMPLE}; "
+                              "or knowingly run without it: callerAuth: {anonymous: true}")
 
     from infra.monitoring import parse_monitoring  # here: infra.monitoring imports this module
     monitoring = parse_monitoring(value("monitoring"))
@@ -270,6 +391,11 @@ def parse(get: Callable[[str], Any]) -> Settings:
     if auth and not hostnames:
         warnings.append(f"{PROJECT}:allowedHostnames is empty with authEnabled true: any Origin (and requests with "
                         "no Origin) may fetch keys. Fine for native apps; list your web hostnames otherwise.")
+    if auth and caller_auth.anonymous:
+        warnings.append(f"{PROJECT}:callerAuth.anonymous is true: callers are not verified. Anyone who forges an "
+                        "Origin header (any script, e.g. curl) can mint keys billed to your Outspeed account, "
+                        f"limited only by rateLimit ({rate_limit.requests_per_minute} per minute per IP). "
+                        "Set callerAuth.idToken and/or callerAuth.appCheck instead.")
 
     return Settings(
         auth_enabled=auth,
@@ -284,6 +410,7 @@ def parse(get: Callable[[str], Any]) -> Settings:
         max_instances=max_instances,
         concurrency=concurrency,
         memory=memory,
+        caller_auth=caller_auth,
         warnings=tuple(warnings) + monitoring.warnings,
         monitoring=monitoring,
     )
@@ -311,12 +438,15 @@ def function_environment(settings: Settings, project: str) -> dict[str, str]:
     """The plain environment variables of DESIGN.md "Function environment".
 
     OUTSPEED_API_KEY is deliberately absent: it is a secret environment variable bound to a
-    Secret Manager version, never a plain value. Empty lists are left unset (= any).
+    Secret Manager version, never a plain value. Empty lists are left unset (= any; for
+    agents only where ALLOW_ANY_AGENT is true).
     """
     env = {
         "OUTSPEED_API_BASE": settings.api_base,
         "ALLOW_CLIENT_SESSION_CONFIG": "true" if settings.allow_client_session_config else "false",
         "HTTPS_ORIGINS_ONLY": "true" if settings.https_origins_only else "false",
+        # Always explicit, so an empty ALLOWED_AGENT_IDS never silently means "any agent" in prod.
+        "ALLOW_ANY_AGENT": "true" if settings.allow_any_agent else "false",
         "UPSTREAM_TIMEOUT_SECONDS": str(UPSTREAM_TIMEOUT_SECONDS),
         # The instance's request concurrency. Under the async server it no longer counts
         # threads: it sizes the function's upstream connection pool (one warm connection per
@@ -331,4 +461,15 @@ def function_environment(settings: Settings, project: str) -> dict[str, str]:
         env["ALLOWED_AGENT_IDS"] = ",".join(settings.agent_ids)
     if settings.session_config_json is not None:
         env["SESSION_CONFIG"] = settings.session_config_json
+    # Caller checks (DESIGN.md "Caller authentication"); unset = that check is off.
+    id_token, app_check = settings.caller_auth.id_token, settings.caller_auth.app_check
+    if id_token is not None:
+        env["AUTH_ID_TOKEN_ISSUER"] = id_token.issuer
+        env["AUTH_ID_TOKEN_AUDIENCE"] = id_token.audience
+        if id_token.jwks_uri:
+            env["AUTH_ID_TOKEN_JWKS_URI"] = id_token.jwks_uri
+    if app_check is not None:
+        env["AUTH_APP_CHECK_PROJECT_NUMBER"] = app_check.project_number
+        if app_check.app_ids:
+            env["AUTH_APP_CHECK_APP_IDS"] = ",".join(app_check.app_ids)
     return dict(sorted(env.items()))

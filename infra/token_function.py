@@ -32,9 +32,20 @@ APIS = (
     "iam.googleapis.com",
 )
 
-# What Cloud Build needs to build a gen2 function as our own build account (Google's
-# "custom build service account" guide): write build logs, push the image, read the source.
-BUILD_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin")
+# What Cloud Build needs to build a gen2 function as our own build account (Google's "custom
+# build service account" guide: write build logs, read the source, push the image), each as
+# narrow as Cloud Functions allows:
+# - push: roles/artifactregistry.writer on this stack's own image repository only (passed to
+#   the function as build_config.docker_repository), not project-wide.
+# - read the source: still PROJECT-WIDE, but read-only (objectViewer, down from the guide's
+#   objectAdmin: gen2 images go to Artifact Registry, so nothing is written to Cloud Storage).
+#   The build does not read our source bucket: Cloud Functions copies the zip into its own
+#   gcf-v2-sources-<project-number>-<region> bucket and the build fetches it from there. That
+#   bucket is created by the first function deploy, which starts the build at once, so no
+#   bucket-level grant can exist before the first build needs it.
+# - logs: roles/logging.logWriter is PROJECT-WIDE: log writing has no narrower resource.
+BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/storage.objectViewer")
+BUILD_REPOSITORY_ROLE = "roles/artifactregistry.writer"
 
 
 def physical_name(*parts: str, max_len: int = 63) -> str:
@@ -84,16 +95,40 @@ class TokenFunction(pulumi.ComponentResource):
             display_name=f"{args.prefix} token function (build)",
             opts=child(),
         )
-        build_grants = [
+        build_member = self.build_account.email.apply(lambda e: f"serviceAccount:{e}")
+        build_grants: list[pulumi.Resource] = [
             gcp.projects.IAMMember(
                 f"{name}-build-{role.split('/')[-1].replace('.', '-').lower()}",
                 project=project,
                 role=role,
-                member=self.build_account.email.apply(lambda e: f"serviceAccount:{e}"),
+                member=build_member,
                 opts=child(),
             )
-            for role in BUILD_ROLES
+            for role in BUILD_PROJECT_ROLES
         ]
+        # The function's images go to this stack's own repository (not the shared, implicitly
+        # created gcf-artifacts one), so the build account's push right covers exactly it.
+        self.repository = gcp.artifactregistry.Repository(
+            f"{name}-images",
+            project=project,
+            location=region,
+            repository_id=physical_name(args.prefix, "images", max_len=63),
+            format="DOCKER",
+            description=f"{args.prefix} token function images (built by Cloud Build)",
+            opts=child(),
+        )
+        # Same region and project as the function: Cloud Functions refuses anything else.
+        self.docker_repository = pulumi.Output.concat(
+            "projects/", project, "/locations/", region, "/repositories/", self.repository.repository_id)
+        build_grants.append(gcp.artifactregistry.RepositoryIamMember(
+            f"{name}-build-images-writer",
+            project=project,
+            location=region,
+            repository=self.repository.repository_id,
+            role=BUILD_REPOSITORY_ROLE,
+            member=build_member,
+            opts=child(),
+        ))
 
         # The key: a secret whose version holds the config value (encrypted in state, since
         # `api_key` is a Pulumi secret). The function pins this exact version, never "latest",
@@ -158,6 +193,7 @@ class TokenFunction(pulumi.ComponentResource):
                 runtime=RUNTIME,
                 entry_point=ENTRY_POINT,
                 service_account=self.build_account.id,
+                docker_repository=self.docker_repository,
                 source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceArgs(
                     storage_source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceStorageSourceArgs(
                         bucket=self.bucket.name,

@@ -252,6 +252,19 @@ def _secret_text(value: Any) -> str:
     return "[secret]" if isinstance(value, dict) and "$secret" in value else str(value)
 
 
+def _caller_checks(env: dict[str, str]) -> str:
+    """The caller checks the function will enforce, from its AUTH_* environment."""
+    checks = []
+    if env.get("AUTH_ID_TOKEN_ISSUER"):
+        keys = env.get("AUTH_ID_TOKEN_JWKS_URI") or "OIDC discovery"
+        checks.append(f"ID token (iss {env['AUTH_ID_TOKEN_ISSUER']}, aud {env.get('AUTH_ID_TOKEN_AUDIENCE')}, "
+                      f"keys {keys})")
+    if env.get("AUTH_APP_CHECK_PROJECT_NUMBER"):
+        apps = env.get("AUTH_APP_CHECK_APP_IDS") or "any app"
+        checks.append(f"App Check (project {env['AUTH_APP_CHECK_PROJECT_NUMBER']}, {apps})")
+    return " + ".join(checks) if checks else "not verified (no callerAuth check)"
+
+
 def summarize(resource: dict[str, Any]) -> str:
     """The settings a reviewer compares between stacks, per resource type."""
     i, kind = resource["inputs"], resource["type"]
@@ -262,9 +275,17 @@ def summarize(resource: dict[str, Any]) -> str:
     if kind == "gcp:serviceaccount/account:Account":
         return f"account {i.get('accountId')}"
     if kind in ("gcp:projects/iAMMember:IAMMember", "gcp:secretmanager/secretIamMember:SecretIamMember",
-                "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"):
-        scope = i.get("secretId") or i.get("name") or f"project {i.get('project')}"
+                "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+                "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"):
+        if kind.startswith("gcp:projects/"):
+            scope = f"project {i.get('project')} (project-wide)"
+        elif kind.startswith("gcp:artifactregistry/"):
+            scope = f"repository {i.get('location')}/{i.get('repository')} only"
+        else:
+            scope = i.get("secretId") or i.get("name")
         return f"{i.get('role')} -> {i.get('member')} on {scope}"
+    if kind == "gcp:artifactregistry/repository:Repository":
+        return f"{i.get('format')} repository {i.get('location')}/{i.get('repositoryId')}"
     if kind == "gcp:secretmanager/secret:Secret":
         return f"secret {i.get('secretId')}"
     if kind == "time:index/sleep:Sleep":
@@ -283,8 +304,10 @@ def summarize(resource: dict[str, Any]) -> str:
                             for e in s.get("secretEnvironmentVariables", []))
         lines = [
             f"{i.get('name')} {b.get('runtime')} entry={b.get('entryPoint')} source={b.get('source', {}).get('storageSource', {}).get('object')}",
+            f"build as {b.get('serviceAccount')}, images -> {b.get('dockerRepository')}",
             f"ingress {s.get('ingressSettings')}, instances {s.get('minInstanceCount')}-{s.get('maxInstanceCount')}, "
             f"concurrency {s.get('maxInstanceRequestConcurrency')}, cpu {s.get('availableCpu')}, memory {s.get('availableMemory')}",
+            f"callers {_caller_checks(env)}",
             *(f"env {k}={v}" for k, v in sorted(env.items())),
             f"secret env {secrets}",
         ]
@@ -307,13 +330,30 @@ def summarize(resource: dict[str, Any]) -> str:
         return (f"scheme {i.get('loadBalancingScheme')}, armor {i.get('securityPolicy')}, "
                 f"logging {(i.get('logConfig') or {}).get('enable')}")
     if kind == "gcp:compute/uRLMap:URLMap":
+        matchers = {m.get("name"): m for m in i.get("pathMatchers", [])}
+        lines = []
+        for rule in i.get("hostRules", []):
+            matcher = matchers.get(rule.get("pathMatcher"), {})
+            redirect = matcher.get("defaultUrlRedirect")
+            target = (f"redirect https={redirect.get('httpsRedirect')} code {redirect.get('redirectResponseCode')}"
+                      if redirect else f"service {matcher.get('defaultService')}")
+            lines.append(f"host {','.join(rule.get('hosts', []))} -> {target}")
+        abort = (((i.get("defaultRouteAction") or {}).get("faultInjectionPolicy") or {}).get("abort") or {})
         redirect = i.get("defaultUrlRedirect")
-        if redirect:
-            return f"redirect https={redirect.get('httpsRedirect')} code {redirect.get('redirectResponseCode')}"
-        return f"default service {i.get('defaultService')}"
+        if abort.get("percentage") == 100:
+            lines.append(f"any other host -> {abort.get('httpStatus')} from the load balancer")
+        elif redirect:
+            lines.append(f"any host -> redirect https={redirect.get('httpsRedirect')} code {redirect.get('redirectResponseCode')}")
+        else:
+            lines.append(f"any other host -> service {i.get('defaultService')}")
+        return "\n".join(lines)
+    if kind == "gcp:compute/sSLPolicy:SSLPolicy":
+        return f"min {i.get('minTlsVersion')}, profile {i.get('profile')}"
     if kind == "gcp:compute/managedSslCertificate:ManagedSslCertificate":
         return f"managed cert for {', '.join((i.get('managed') or {}).get('domains', []))}"
-    if kind in ("gcp:compute/targetHttpsProxy:TargetHttpsProxy", "gcp:compute/targetHttpProxy:TargetHttpProxy"):
+    if kind == "gcp:compute/targetHttpsProxy:TargetHttpsProxy":
+        return f"url map {i.get('urlMap')}, ssl policy {i.get('sslPolicy')}"
+    if kind == "gcp:compute/targetHttpProxy:TargetHttpProxy":
         return f"url map {i.get('urlMap')}"
     if kind == "gcp:compute/globalAddress:GlobalAddress":
         return f"reserved {i.get('ipVersion')} address"

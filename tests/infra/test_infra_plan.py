@@ -35,6 +35,13 @@ def test_dev_plan_shows_the_open_function(dev_plan):
     assert f"env ALLOWED_HOSTNAMES={','.join(stack_settings('dev').allowed_hostnames)}" in out
     assert "secret env OUTSPEED_API_KEY <- secret outspeed-token-dev-outspeed-api-key version 1" in out
     assert "roles/run.invoker -> allUsers" in out
+    # Each build grant shows its scope: the image push is the stack's repository only.
+    assert ("roles/artifactregistry.writer -> serviceAccount:outspeed-token-dev-build@plan-placeholder-project"
+            ".iam.gserviceaccount.com on repository us-central1/outspeed-token-dev-images only") in out
+    assert "roles/logging.logWriter -> serviceAccount:outspeed-token-dev-build@" in out
+    assert out.count("(project-wide)") == 2 and "storage.objectViewer" in out and "objectAdmin" not in out
+    assert "images -> projects/plan-placeholder-project/locations/us-central1/repositories/outspeed-token-dev-images" in out
+    assert "callers not verified (no callerAuth check)" in out  # the shipped dev stack sets none
     assert "compute." not in out and "ipAddress" not in out
     assert "tokenUrl        https://outspeed-token-dev-" in out
     assert PLACEHOLDER_API_KEY not in out + dev_plan.stderr
@@ -46,6 +53,9 @@ def test_prod_plan_shows_the_edge(prod_plan):
     out = prod_plan.stdout
     want = stack_settings("prod")
     assert "ingress ALLOW_INTERNAL_AND_GCLB" in out
+    token = want.caller_auth.id_token
+    assert f"callers ID token (iss {token.issuer}, aud {token.audience}, keys OIDC discovery)" in out
+    assert f"env AUTH_ID_TOKEN_ISSUER={token.issuer}" in out and "env ALLOW_ANY_AGENT=false" in out
     rate = want.rate_limit
     assert f"rule 2000 rate_based_ban: {rate.requests_per_minute} req/60s per IP -> deny(429), ban {rate.ban_seconds}s" in out
     assert ("rule 1000 deny(403): has(request.headers['origin'])" in out) == bool(want.allowed_hostnames)
@@ -84,3 +94,15 @@ def test_plan_leaves_no_event_loop_open_at_exit():
     done = plan("dev", python_flags=("-W", "always::ResourceWarning"))
     assert done.returncode == 0
     assert "unclosed event loop" not in done.stderr, done.stderr
+
+
+def test_plan_shows_app_check_and_warns_on_anonymous():
+    both = plan("prod", "--set", 'callerAuth={appCheck: {projectNumber: "42", appIds: ["1:42:web:a"]}}')
+    assert both.returncode == 0, both.stdout
+    assert "callers App Check (project 42, 1:42:web:a)" in both.stdout
+    anonymous = plan("prod", "--set", "callerAuth={anonymous: true}")
+    assert anonymous.returncode == 0, anonymous.stdout
+    assert "callers not verified (no callerAuth check)" in anonymous.stdout
+    assert "WARNING: outspeed-token:callerAuth.anonymous is true" in anonymous.stdout
+    missing = plan("prod", "--set", "callerAuth={}")
+    assert missing.returncode == 2 and "CONFIG ERROR: config outspeed-token:callerAuth: sets no caller check" in missing.stdout

@@ -18,6 +18,8 @@ SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
 SECRET_IAM = "gcp:secretmanager/secretIamMember:SecretIamMember"
 PROJECT_IAM = "gcp:projects/iAMMember:IAMMember"
 RUN_IAM = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
+REPO = "gcp:artifactregistry/repository:Repository"
+REPO_IAM = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 API = "gcp:projects/service:Service"
 BUCKET_OBJECT = "gcp:storage/bucketObject:BucketObject"
 ARMOR = "gcp:compute/securityPolicy:SecurityPolicy"
@@ -73,11 +75,32 @@ def test_runtime_and_build_accounts_are_separate_and_used(stack_runs, stack):
     fn = one(run, FUNCTION)["inputs"]
     assert fn["serviceConfig"]["serviceAccountEmail"] == email(runtime)
     assert fn["buildConfig"]["serviceAccount"] == f"projects/{PLACEHOLDER_PROJECT}/serviceAccounts/{email(build)}"
-    # The build account gets the build roles; the runtime account gets no project-wide role.
+    # Project-wide, only what has no narrower scope, read-only where possible; the runtime
+    # account gets no project-wide role at all.
     grants = of_type(run, PROJECT_IAM)
-    assert {g["inputs"]["role"] for g in grants} == {
-        "roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin"}
+    assert {g["inputs"]["role"] for g in grants} == {"roles/logging.logWriter", "roles/storage.objectViewer"}
     assert {g["inputs"]["member"] for g in grants} == {f"serviceAccount:{email(build)}"}
+    assert not any(g["inputs"]["role"] in ("roles/storage.objectAdmin", "roles/artifactregistry.writer")
+                   for g in grants)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_build_pushes_only_to_the_stacks_own_repository(stack_runs, stack):
+    run = stack_runs[stack]
+    repo = one(run, REPO)["inputs"]
+    fn = one(run, FUNCTION)["inputs"]
+    assert repo["format"] == "DOCKER" and repo["location"] == fn["location"] == REGION  # same region, or GCF refuses
+    assert repo["repositoryId"].startswith(f"outspeed-token-{stack}")
+    # The documented pattern projects/{project}/locations/{location}/repositories/{repository}.
+    assert fn["buildConfig"]["dockerRepository"] == \
+        f"projects/{PLACEHOLDER_PROJECT}/locations/{REGION}/repositories/{repo['repositoryId']}"
+    writer = one(run, REPO_IAM)
+    assert writer["inputs"] == {"project": PLACEHOLDER_PROJECT, "location": REGION, "repository": repo["repositoryId"],
+                                "role": "roles/artifactregistry.writer",
+                                "member": f"serviceAccount:{email(account(run, '-build'))}"}
+    # The first build waits for the grant and for it to take effect.
+    assert writer["urn"] in one(run, FUNCTION)["dependencies"]
+    assert writer["urn"] in one(run, "time:index/sleep:Sleep")["dependencies"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -187,7 +210,7 @@ def test_dev_is_the_open_function_with_no_edge(dev):
     assert env["ALLOWED_HOSTNAMES"] == ",".join(want.allowed_hostnames)
     assert {"localhost", "127.0.0.1"} <= set(env["ALLOWED_HOSTNAMES"].split(","))
     assert env.get("ALLOWED_AGENT_IDS", "") == ",".join(want.agent_ids)
-    assert env["HTTPS_ORIGINS_ONLY"] == "false"
+    assert env["HTTPS_ORIGINS_ONLY"] == "false" and env["ALLOW_ANY_AGENT"] == "true"
     assert env["ALLOW_CLIENT_SESSION_CONFIG"] == ("true" if want.allow_client_session_config else "false")
     assert [r["type"] for r in dev["resources"] if r["type"].startswith("gcp:compute/")] == []
     assert "compute.googleapis.com" not in {a["inputs"]["service"] for a in of_type(dev, API)}
@@ -214,6 +237,7 @@ def test_prod_function_only_accepts_the_load_balancer(prod):
     assert env.get("ALLOWED_HOSTNAMES", "") == ",".join(want.allowed_hostnames)
     assert env.get("ALLOWED_AGENT_IDS", "") == ",".join(want.agent_ids)
     assert want.agent_ids or "SESSION_CONFIG" in env  # prod never mints for any agent
+    assert env["ALLOW_ANY_AGENT"] == "false"  # ...even when agentIds is empty
 
 
 def test_prod_edge_chain(prod):
@@ -255,7 +279,8 @@ def test_prod_edge_chain(prod):
         assert rule["ipAddress"] == address
         assert rule["loadBalancingScheme"] == backend["loadBalancingScheme"] == "EXTERNAL_MANAGED"
 
-    redirect = by_name(prod, "edge-http-redirect")["inputs"]["defaultUrlRedirect"]
+    (matcher,) = by_name(prod, "edge-http-redirect")["inputs"]["pathMatchers"]
+    redirect = matcher["defaultUrlRedirect"]
     assert redirect["httpsRedirect"] is True and redirect["redirectResponseCode"] == "PERMANENT_REDIRECT"  # 308
     assert one(prod, HTTP_PROXY)["inputs"]["urlMap"] == rid("edge-http-redirect", "urlmaps")
     assert one(prod, ADDRESS)
@@ -310,14 +335,17 @@ def test_prod_without_allowlist_drops_the_origin_rule_and_warns():
 
 def test_config_not_the_stack_name_decides_the_edge():
     # The dev stack file with prod settings gets the full edge; prod with authEnabled false gets none.
-    as_prod = run("dev", {"authEnabled": True, "domain": "dev-token.example.com", "agentIds": ["a1"]})
+    as_prod = run("dev", {"authEnabled": True, "domain": "dev-token.example.com", "agentIds": ["a1"],
+                          "callerAuth": {"appCheck": {"projectNumber": "42"}}})
     assert as_prod["error"] is None and one(as_prod, ARMOR) and one(as_prod, NEG)
     assert service_config(as_prod)["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert service_config(as_prod)["environmentVariables"]["ALLOW_ANY_AGENT"] == "false"
     assert as_prod["outputs"]["tokenUrl"]["value"] == "https://dev-token.example.com/token"
     as_dev = run("prod", {"authEnabled": False})
     assert as_dev["error"] is None
     assert not [r for r in as_dev["resources"] if r["type"].startswith("gcp:compute/")]
     assert service_config(as_dev)["ingressSettings"] == "ALLOW_ALL" and "ipAddress" not in as_dev["outputs"]
+    assert service_config(as_dev)["environmentVariables"]["ALLOW_ANY_AGENT"] == "true"
 
 
 @pytest.mark.parametrize("memory, cpu", [("128Mi", "1"), ("1Gi", "1"), ("2Gi", None), ("4Gi", None), ("8Gi", None)])

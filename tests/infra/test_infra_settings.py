@@ -10,10 +10,13 @@ from infra.settings import DEFAULTS, ConfigError, function_environment, parse, p
 
 DESIGN_KEYS = {
     "authEnabled", "allowedHostnames", "agentIds", "sessionConfig", "allowClientSessionConfig", "outspeedApiKey",
-    "outspeedApiBase", "domain", "rateLimit", "minInstances", "maxInstances", "concurrency", "memory", "monitoring",
+    "outspeedApiBase", "domain", "rateLimit", "minInstances", "maxInstances", "concurrency", "memory",
+    "callerAuth", "monitoring",
 }
+ISSUER = "https://securetoken.google.com/my-project"
+ID_TOKEN = {"issuer": ISSUER, "audience": "my-project"}
 PROD_OK = {"authEnabled": True, "domain": "token.example.com", "agentIds": ["agent-1"],
-           "allowedHostnames": ["app.example.com"]}
+           "allowedHostnames": ["app.example.com"], "callerAuth": {"idToken": ID_TOKEN}}
 
 
 def prod_with(**changes):
@@ -95,7 +98,8 @@ def test_stack_files_parse_into_the_documented_modes():
 def test_cli_string_values_parse_like_typed_values():
     as_cli = {"authEnabled": "true", "domain": "token.example.com", "agentIds": '["agent-1"]',
               "allowedHostnames": '["App.Example.com"]', "rateLimit": '{"requestsPerMinute": 30, "banSeconds": 60}',
-              "minInstances": "1", "maxInstances": "4", "concurrency": "1", "sessionConfig": "{}"}
+              "minInstances": "1", "maxInstances": "4", "concurrency": "1", "sessionConfig": "{}",
+              "callerAuth": json.dumps({"idToken": ID_TOKEN})}
     s = parse(as_cli.get)
     assert s.allowed_hostnames == ("app.example.com",)  # case-insensitive, stored lower-case
     assert (s.rate_limit.requests_per_minute, s.rate_limit.ban_seconds) == (30, 60)
@@ -180,7 +184,10 @@ def test_function_environment_matches_the_design_contract():
     assert env == {
         "ALLOWED_AGENT_IDS": "a-1,b.2",
         "ALLOWED_HOSTNAMES": "app.example.com,www.example.com",
+        "ALLOW_ANY_AGENT": "false",
         "ALLOW_CLIENT_SESSION_CONFIG": "false",
+        "AUTH_ID_TOKEN_AUDIENCE": "my-project",
+        "AUTH_ID_TOKEN_ISSUER": ISSUER,
         "GOOGLE_CLOUD_PROJECT": "my-project",
         "HTTPS_ORIGINS_ONLY": "true",
         "OUTSPEED_API_BASE": "https://api.outspeed.com",
@@ -197,3 +204,13 @@ def test_dev_environment_leaves_empty_lists_unset_and_allows_http_origins():
     env = function_environment(parse_mapping({"authEnabled": False, "allowClientSessionConfig": True}), "p")
     assert "ALLOWED_HOSTNAMES" not in env and "ALLOWED_AGENT_IDS" not in env and "SESSION_CONFIG" not in env
     assert env["HTTPS_ORIGINS_ONLY"] == "false" and env["ALLOW_CLIENT_SESSION_CONFIG"] == "true"
+    assert env["ALLOW_ANY_AGENT"] == "true"  # dev: an empty agentIds keeps meaning any agent
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_allow_any_agent_follows_auth_enabled_and_is_always_set(auth):
+    values = {**PROD_OK, "agentIds": [], "sessionConfig": {"model": "m"}, "authEnabled": auth}
+    env = function_environment(parse_mapping(values), "p")
+    assert env["ALLOW_ANY_AGENT"] == ("false" if auth else "true")
+    with_agents = function_environment(parse_mapping({**values, "agentIds": ["a-1"]}), "p")
+    assert with_agents["ALLOW_ANY_AGENT"] == env["ALLOW_ANY_AGENT"]  # set whether or not the list is empty

@@ -19,7 +19,9 @@ API = "gcp:projects/service:Service"
 MONITORING_TYPES = (METRIC, ALERT, CHANNEL, DASHBOARD)
 EMAILS = ["oncall@example.com", "lead@example.com"]
 PROD_EDGE_FOR_DEV = {"authEnabled": True, "domain": "token.example.com", "agentIds": ["agent-1"],
-                     "allowedHostnames": ["app.example.com"], "allowClientSessionConfig": False}
+                     "allowedHostnames": ["app.example.com"], "allowClientSessionConfig": False,
+                     "callerAuth": {"idToken": {"issuer": "https://securetoken.google.com/my-project",
+                                                "audience": "my-project"}}}
 
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "dev": ("dev", {}),
