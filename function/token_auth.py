@@ -8,19 +8,38 @@ and audience each kind of token must carry.
 
 Nothing here ever puts a token, or any part of one, into a message: a refusal is a short
 reason code (for the log line), and a verified token yields only its claims.
+
+PyJWT (and with it `cryptography` and OpenSSL) is imported on first use, not with this module:
+it costs about 0.1 s, which every cold start would pay, auth on or off, before serving its first
+request. token_caller loads it off the event loop (load_library in a worker thread) the first
+time a token needs checking.
 """
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
-
-import jwt
-from jwt.exceptions import (ExpiredSignatureError, ImmatureSignatureError, InvalidAlgorithmError,
-                            InvalidAudienceError, InvalidIssuedAtError, InvalidIssuerError,
-                            InvalidSignatureError, MissingRequiredClaimError, PyJWKError, PyJWTError)
+from typing import TYPE_CHECKING, Any, Mapping
 
 from token_settings import AppCheckCheck, IdTokenCheck
+
+if TYPE_CHECKING:
+    import jwt
+
+
+def load_library() -> None:
+    """Import PyJWT and its cryptography backend (idempotent, thread-safe: the import lock)."""
+    import jwt  # noqa: F401, PLC0415 - deferred on purpose, see the module docstring
+    import jwt.algorithms  # noqa: F401, PLC0415
+
+
+def library_loaded() -> bool:
+    return "jwt.algorithms" in sys.modules
+
+
+def _jwt():
+    import jwt  # noqa: PLC0415 - a dict lookup once loaded
+    return jwt
 
 LEEWAY_SECONDS = 60
 # Signature algorithms a published key may verify. Symmetric (HS*) keys are shared secrets:
@@ -74,9 +93,10 @@ def token_header(token: str) -> TokenHeader | Refused:
         return Refused("too_long")
     if not _COMPACT_JWS_RE.fullmatch(token):
         return Refused("malformed")
+    jwt = _jwt()
     try:
         header = jwt.get_unverified_header(token)
-    except PyJWTError:
+    except jwt.exceptions.PyJWTError:
         return Refused("malformed")
     alg, kid = header.get("alg"), header.get("kid")
     if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS:
@@ -104,9 +124,10 @@ def key_from_jwk(jwk: Any) -> jwt.PyJWK | None:
     alg = jwk.get("alg")
     if alg is not None and alg not in ASYMMETRIC_ALGORITHMS:
         return None
+    jwt = _jwt()
     try:
         key = jwt.PyJWK(dict(jwk))
-    except (PyJWKError, PyJWTError, ValueError, TypeError):
+    except (jwt.exceptions.PyJWKError, jwt.exceptions.PyJWTError, ValueError, TypeError):
         return None
     return key if key.algorithm_name in ASYMMETRIC_ALGORITHMS else None
 
@@ -134,21 +155,23 @@ def parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
 
 # ---- verification -----------------------------------------------------------------------
 
-_REASONS: tuple[tuple[type[PyJWTError], str], ...] = (
-    (ExpiredSignatureError, "expired"),
-    (ImmatureSignatureError, "not_yet_valid"),  # iat or nbf in the future
-    (InvalidIssuedAtError, "bad_iat"),
-    (InvalidIssuerError, "wrong_issuer"),
-    (InvalidAudienceError, "wrong_audience"),
-    (MissingRequiredClaimError, "missing_claim"),
-    (InvalidAlgorithmError, "algorithm_not_allowed"),
-    (InvalidSignatureError, "bad_signature"),
+# PyJWT exception class name -> reason code (by name: the classes are imported late).
+_REASONS = (
+    ("ExpiredSignatureError", "expired"),
+    ("ImmatureSignatureError", "not_yet_valid"),  # iat or nbf in the future
+    ("InvalidIssuedAtError", "bad_iat"),
+    ("InvalidIssuerError", "wrong_issuer"),
+    ("InvalidAudienceError", "wrong_audience"),
+    ("MissingRequiredClaimError", "missing_claim"),
+    ("InvalidAlgorithmError", "algorithm_not_allowed"),
+    ("InvalidSignatureError", "bad_signature"),
 )
 
 
-def _reason(error: PyJWTError) -> str:
-    for kind, reason in _REASONS:
-        if isinstance(error, kind):
+def _reason(error: Exception) -> str:
+    exceptions = _jwt().exceptions
+    for name, reason in _REASONS:
+        if isinstance(error, getattr(exceptions, name)):
             return reason
     return "invalid"
 
@@ -156,6 +179,7 @@ def _reason(error: PyJWTError) -> str:
 def _decode(token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict[str, Any] | Refused:
     if key.algorithm_name not in ASYMMETRIC_ALGORITHMS:
         return Refused("algorithm_not_allowed")
+    jwt = _jwt()
     try:
         claims = jwt.decode(
             token, key,
@@ -166,7 +190,7 @@ def _decode(token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict[str,
                      "verify_exp": True, "verify_iat": True, "verify_nbf": True,
                      "verify_iss": True, "verify_aud": True, "verify_sub": True},
         )
-    except PyJWTError as error:
+    except jwt.exceptions.PyJWTError as error:
         return Refused(_reason(error))
     except (ValueError, TypeError):  # a claim of a type PyJWT did not expect
         return Refused("invalid")

@@ -8,6 +8,7 @@ or the contract's rejection plus a short reason for the log line; never a token.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -51,6 +52,9 @@ class Authenticator:
         return self.auth.enabled
 
     async def check(self, authorization: str | None, app_check: str | None) -> Caller | Denied:
+        if not token_auth.library_loaded():
+            # Once per process: PyJWT + cryptography load in a worker thread, not on the loop.
+            await asyncio.to_thread(token_auth.load_library)
         subject = app_id = None
         if self.auth.id_token is not None:
             claims = await _verified("id_token", token_auth.bearer_token(authorization), self.id_keys,

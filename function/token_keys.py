@@ -25,14 +25,15 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 from urllib.parse import urlsplit
-
-import jwt
 
 import token_json
 from token_auth import parse_jwks
 from token_settings import LOOPBACK_HOSTS
+
+if TYPE_CHECKING:
+    import jwt
 
 FETCH_TIMEOUT_SECONDS = 3.0  # per document; a key server slower than this is treated as down
 MAX_DOCUMENT_BYTES = 256 * 1024  # JWKS and discovery documents are a few KiB
@@ -217,7 +218,10 @@ class KeySource:
         except asyncio.TimeoutError:
             raise _FetchFailed(f"{what}: timed out") from None
         except Exception as error:  # noqa: BLE001 - any failure to fetch is "keys not fetched"
-            raise _FetchFailed(f"{what}: {type(error).__name__}") from None
+            # The fetch's own words (token_upstream.FetchError names the URL and what went
+            # wrong, never a body); a URL is configuration, and no caller input reaches here.
+            detail = str(error)[:160]
+            raise _FetchFailed(f"{what}: {type(error).__name__}" + (f": {detail}" if detail else "")) from None
         if fetched.status != 200:
             raise _FetchFailed(f"{what}: HTTP {fetched.status}")
         return fetched

@@ -120,3 +120,32 @@ def test_both_are_required_when_both_are_on_id_token_first(issuer):
     assert code(check(auth, None, good_app)) == "unauthenticated"
     assert code(check(auth, None, None)) == "unauthenticated"  # the ID token is checked first
     assert code(check(auth, "Bearer " + issuer.id_token(audience="other"), good_app)) == "unauthenticated"
+
+
+def test_importing_the_auth_modules_loads_no_jwt_library_and_makes_no_call():
+    """The cold start pays neither PyJWT/cryptography's import (~0.1 s) nor a key fetch: both
+    wait for the first token. A fresh interpreter, auth configured, with the issuer pointing at
+    a port nothing listens on (a fetch at import would fail the import)."""
+    import subprocess
+    import sys
+
+    from function_helpers import FUNCTION_DIR
+    from tools.function_server import free_port
+
+    code = ("import sys, token_caller, token_keys, token_auth, token_settings;"
+            "a = token_caller.Authenticator(token_settings.SETTINGS.caller_auth, None);"
+            "print(a.enabled, 'jwt' in sys.modules, 'cryptography' in sys.modules)")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": FUNCTION_DIR,
+           "AUTH_ID_TOKEN_ISSUER": f"http://127.0.0.1:{free_port()}", "AUTH_ID_TOKEN_AUDIENCE": "a",
+           "AUTH_APP_CHECK_PROJECT_NUMBER": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "False"]
+
+
+def test_the_library_is_loaded_on_first_check(issuer):
+    import token_auth
+
+    auth, _ = authenticator(issuer)
+    assert check(auth, "Bearer " + issuer.id_token()) == Caller("demo-user", None)
+    assert token_auth.library_loaded()

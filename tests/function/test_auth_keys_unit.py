@@ -176,7 +176,7 @@ def test_keys_are_kept_when_a_refetch_fails(k1):
         server.failing = True
         clock.now += 61  # expired: refetch, which fails
         assert (await source.key("k1")).key_id == "k1"
-        assert len(server.calls) == 2 and source.last_problem == "jwks: ConnectionError"
+        assert len(server.calls) == 2 and source.last_problem == "jwks: ConnectionError: scripted failure"
         # no hammering during the outage: the next attempt waits out the backoff
         for _ in range(20):
             assert (await source.key("k1")) is not None
@@ -192,7 +192,7 @@ def test_keys_are_kept_when_a_refetch_fails(k1):
 
 
 @pytest.mark.parametrize("break_it, problem", [
-    (lambda s: setattr(s, "failing", True), "jwks: ConnectionError"),
+    (lambda s: setattr(s, "failing", True), "jwks: ConnectionError: scripted failure"),
     (lambda s: setattr(s, "status", 503), "jwks: HTTP 503"),
     (lambda s: setattr(s, "keys", []), "jwks: no usable signing key"),
 ])
