@@ -265,3 +265,41 @@ def test_app_check_project_and_app_are_enforced(kwargs, reason, rsa_key):
 
 def test_an_id_token_is_not_an_app_check_token(rsa_key):
     assert refused(token_auth.verify_app_check(sign(rsa_key), pyjwk(rsa_key), APP_CHECK), "wrong_issuer")
+
+
+# ---- hostile input -----------------------------------------------------------------------
+
+from hypothesis import given, settings as hypothesis_settings, strategies as st  # noqa: E402
+
+_JWTISH = st.lists(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.+/ \x00é",
+                           max_size=200), min_size=1, max_size=5).map(".".join)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=300), _JWTISH, _JWTISH.map(lambda t: "Bearer " + t)))
+def test_any_header_value_is_a_token_or_a_refusal_never_an_exception(value):
+    for step in (bearer_token, app_check_token):
+        result = step(value)
+        assert isinstance(result, (str, Refused))
+    token = bearer_token(value)
+    if isinstance(token, str):
+        header = token_header(token)
+        assert isinstance(header, (token_auth.TokenHeader, Refused))
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["iss", "aud", "sub", "exp", "iat", "nbf", "jti"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                                 st.text(max_size=20), st.lists(st.text(max_size=5), max_size=3))))
+def test_any_claims_verify_or_are_refused_never_an_exception(payload):
+    key = _SHARED_KEY  # one key for every example: generating RSA keys is slow
+    # Signed as raw JSON: PyJWT's encoder itself refuses some of these claim types.
+    token = jwt.PyJWS().encode(json.dumps(payload).encode(), key.private, algorithm="RS256",
+                               headers={"kid": key.kid})
+    result = token_auth.verify_id_token(token, pyjwk(key), CHECK)
+    assert isinstance(result, (dict, Refused))
+    if isinstance(result, dict):  # only a complete, valid claim set passes
+        assert result["iss"] == ISSUER and result["sub"] and result["exp"] > time.time() - 60
+
+
+_SHARED_KEY = SigningKey("RS256", kid="fuzz")
