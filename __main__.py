@@ -10,6 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.edge import Edge, EdgeArgs
+from infra.monitoring import Monitoring, MonitoringArgs, logs_url
 from infra.settings import ConfigError, parse
 from infra.source import DEFAULT_SOURCE_DIR
 from infra.token_function import TokenFunction, TokenFunctionArgs, physical_name
@@ -55,3 +56,15 @@ if settings.edge_enabled:
     pulumi.export("ipAddress", edge.ip_address)
 else:
     pulumi.export("tokenUrl", token.token_url)
+
+pulumi.export("logsUrl", token.service_name.apply(lambda name: logs_url(project, name)))
+if settings.monitoring.enabled:
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        settings=settings.monitoring,
+        project=project,
+        prefix=prefix,
+        service_name=token.service_name,
+        # The edge's Cloud Armor denials are watched only where the edge exists.
+        armor_policy_name=edge.policy.name if settings.edge_enabled else None,
+    ))
+    pulumi.export("dashboardUrl", monitoring.dashboard_url)

@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from pulumi import RunError
+
+if TYPE_CHECKING:
+    from infra.monitoring import MonitoringSettings
 
 PROJECT = "outspeed-token"
 
@@ -34,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "maxInstances": 10,
     "concurrency": 80,
     "memory": "256Mi",
+    "monitoring": {"enabled": True, "alertEmails": [], "mintsPerHourAlert": 1000, "upstreamErrorRatio": 0.1,
+                   "upstreamErrorWindowMinutes": 10, "alertWindowMinutes": 5, "armorDenialsPerMinuteAlert": 60,
+                   "runbookUrl": ""},
 }
 
 UPSTREAM_TIMEOUT_SECONDS = 10
@@ -85,6 +91,7 @@ class Settings:
     concurrency: int
     memory: str
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    monitoring: Optional[MonitoringSettings] = None  # infra.monitoring; None = no monitoring
 
     # Everything below is derived from authEnabled, never from the stack's name.
     @property
@@ -256,6 +263,9 @@ def parse(get: Callable[[str], Any]) -> Settings:
                               "for any agent",
                               "list your agents: pulumi config set --path 'agentIds[0]' <agent-id> (or set sessionConfig)")
 
+    from infra.monitoring import parse_monitoring  # here: infra.monitoring imports this module
+    monitoring = parse_monitoring(value("monitoring"))
+
     warnings = []
     if auth and not hostnames:
         warnings.append(f"{PROJECT}:allowedHostnames is empty with authEnabled true: any Origin (and requests with "
@@ -274,7 +284,8 @@ def parse(get: Callable[[str], Any]) -> Settings:
         max_instances=max_instances,
         concurrency=concurrency,
         memory=memory,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings) + monitoring.warnings,
+        monitoring=monitoring,
     )
 
 

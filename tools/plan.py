@@ -317,9 +317,45 @@ def summarize(resource: dict[str, Any]) -> str:
         return f"url map {i.get('urlMap')}"
     if kind == "gcp:compute/globalAddress:GlobalAddress":
         return f"reserved {i.get('ipVersion')} address"
+    if kind == "gcp:logging/metric:Metric":
+        d = i.get("metricDescriptor") or {}
+        labels = ", ".join(f"{k}={v}" for k, v in sorted((i.get("labelExtractors") or {}).items()))
+        lines = [f"{i.get('name')} {d.get('valueType')} {d.get('unit')}", f"filter {i.get('filter')}"]
+        if labels:
+            lines.append(f"labels {labels}")
+        if i.get("valueExtractor"):
+            lines.append(f"value {i.get('valueExtractor')}, buckets {i.get('bucketOptions')}")
+        return "\n".join(lines)
+    if kind == "gcp:monitoring/notificationChannel:NotificationChannel":
+        return f"{i.get('type')} {(i.get('labels') or {}).get('email_address')}"
+    if kind == "gcp:monitoring/alertPolicy:AlertPolicy":
+        return "\n".join(alert_lines(i))
+    if kind == "gcp:monitoring/dashboard:Dashboard":
+        board = json.loads(i.get("dashboardJson") or "{}")
+        titles = [t["widget"]["title"] for t in board.get("mosaicLayout", {}).get("tiles", [])]
+        return "\n".join([f"dashboard {board.get('displayName')!r}", *(f"chart {t}" for t in titles)])
     if kind == "gcp:compute/globalForwardingRule:GlobalForwardingRule":
         return f":{i.get('portRange')} {i.get('loadBalancingScheme')} -> {i.get('target')}"
     return ""
+
+
+def alert_lines(inputs: dict[str, Any]) -> list[str]:
+    """An alert policy as a reviewer reads it: name, severity, each condition with its
+    threshold and window, and who is notified."""
+    channels = inputs.get("notificationChannels") or []
+    lines = [f"{inputs.get('displayName')} [{inputs.get('severity')}]"]
+    for condition in inputs.get("conditions", []):
+        t = condition.get("conditionThreshold") or {}
+        window = ", ".join(a.get("alignmentPeriod", "") for a in t.get("aggregations", []))
+        op = {"COMPARISON_GT": ">", "COMPARISON_LT": "<"}.get(t.get("comparison"), t.get("comparison"))
+        ratio = " (ratio to denominator)" if t.get("denominatorFilter") else ""
+        lines.append(f"when {condition.get('displayName')}: value {op} {t.get('thresholdValue')}{ratio} per {window}")
+        lines.append(f"  filter {t.get('filter')}")
+        if t.get("denominatorFilter"):
+            lines.append(f"  denominator {t.get('denominatorFilter')}")
+    lines.append(f"notifies {', '.join(str(c).split('/')[-1] for c in channels)}" if channels
+                 else "notifies nobody (no monitoring.alertEmails)")
+    return lines
 
 
 def render(result: dict[str, Any]) -> str:

@@ -1,0 +1,509 @@
+"""Operations as code: log-based metrics, alert policies, a dashboard and a spend watch.
+
+Two halves in one module:
+- config: `monitoring` (Pulumi.yaml) -> `MonitoringSettings` via `parse_monitoring`, pure
+  (no Pulumi runtime, no pulumi_gcp), so `infra.settings.parse` can call it;
+- the `Monitoring` component, which builds the cloud resources from those settings.
+
+Everything is derived from the function's own JSON log line (function/token_log.py). Cloud
+Logging turns a structured stdout line into a LogEntry: `severity`, `message`, `httpRequest`
+and `logging.googleapis.com/trace` become LogEntry fields (httpRequest.status, ...); every
+other key lands under jsonPayload (jsonPayload.code, jsonPayload.latencyMs). A 2nd-gen
+function logs as resource.type="cloud_run_revision" with resource.labels.service_name = its
+Cloud Run service. tests/monitoring checks every field path used here against real lines.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+from urllib.parse import quote
+
+import pulumi
+
+from infra.settings import DEFAULTS, PROJECT, ConfigError, _bool, _int, _json, _str_list
+
+MONITORING_APIS = ("logging.googleapis.com", "monitoring.googleapis.com")
+FIELDS = DEFAULTS["monitoring"]  # the declared default object (Pulumi.yaml mirrors it)
+MAX_WINDOW_MINUTES = 1440  # alignment periods of alert conditions stay within a day
+MAX_ALERT_EMAILS = 20
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_RUNBOOK = re.compile(r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/%+-]*)?$")
+
+# The function's codes (DESIGN.md error table) that each signal is made of.
+MINTED = "ok"
+KEY_REJECTED = ("upstream_auth_failed",)
+UPSTREAM_FAILED = ("upstream_error", "upstream_bad_response", "upstream_unreachable", "upstream_timeout")
+# Every outcome of a request that was sent to (or tried to reach) Outspeed: the ratio's denominator.
+UPSTREAM_CALLED = ("ok", "agent_not_found", "upstream_rate_limited", *KEY_REJECTED, *UPSTREAM_FAILED)
+FUNCTION_FAILED = ("internal_error", "not_configured")
+# 5xx the Cloud Run platform counts for the service that are not Outspeed's fault: a crash or
+# an unexpected exception (500), no instance could take the request (503). The function itself
+# answers 502/504 for Outspeed failures, which the "Outspeed failing" alert already covers.
+PLATFORM_FAILED_STATUSES = ("500", "503")
+
+# Latency histogram: 1 ms .. ~180 s in x1.4 steps (percentiles within 40%); enough for the
+# 10 s upstream timeout and the platform's 30 s request timeout.
+LATENCY_BUCKETS = {"num_finite_buckets": 36, "growth_factor": 1.4, "scale": 1.0}
+
+README_SECTION = "README.md, section \"Operating it\""
+
+
+# --- config ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    enabled: bool = FIELDS["enabled"]
+    alert_emails: tuple[str, ...] = ()
+    mints_per_hour_alert: int = FIELDS["mintsPerHourAlert"]  # 0 = spend watch off
+    upstream_error_ratio: float = FIELDS["upstreamErrorRatio"]
+    upstream_error_window_minutes: int = FIELDS["upstreamErrorWindowMinutes"]
+    alert_window_minutes: int = FIELDS["alertWindowMinutes"]
+    armor_denials_per_minute_alert: int = FIELDS["armorDenialsPerMinuteAlert"]  # 0 = off
+    runbook_url: str = FIELDS["runbookUrl"]
+
+    @property
+    def spend_watch(self) -> bool:
+        return self.mints_per_hour_alert > 0
+
+    @property
+    def armor_alert(self) -> bool:
+        return self.armor_denials_per_minute_alert > 0
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        if self.enabled and not self.alert_emails:
+            return (f"{PROJECT}:monitoring.alertEmails is empty: the alert policies exist (Cloud console: "
+                    "Monitoring > Alerting) but nobody is notified. Add one: "
+                    "pulumi config set --path 'monitoring.alertEmails[0]' oncall@example.com",)
+        return ()
+
+
+def _ratio(key: str, value: Any) -> float:
+    number: Optional[float] = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if number is None or not (0 < number <= 1):
+        raise ConfigError(key, f"must be a fraction above 0 and at most 1, got {value!r}",
+                          f"set {key} to e.g. 0.1 (alert when 10% of calls to Outspeed fail)")
+    return number
+
+
+def _email(key: str, raw: str) -> str:
+    email = raw.strip()
+    if not _EMAIL.match(email):
+        raise ConfigError(key, f"{raw!r} is not an email address", "list plain addresses, e.g. oncall@example.com")
+    local, domain = email.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+def parse_monitoring(raw: Any) -> MonitoringSettings:
+    """The `monitoring` object (YAML-typed, or JSON text as the CLI passes it). Raises ConfigError."""
+    value = _json("monitoring", raw, "an object", '{"enabled": true, "alertEmails": ["oncall@example.com"]}')
+    if not isinstance(value, dict):
+        raise ConfigError("monitoring", f"must be an object, got {value!r}",
+                          f"write it as a YAML mapping under {PROJECT}:monitoring, e.g. enabled: true, "
+                          "alertEmails: [oncall@example.com]")
+    unknown = sorted(set(value) - set(FIELDS))
+    if unknown:
+        raise ConfigError("monitoring", f"unknown field(s) {', '.join(unknown)}", f"use only {', '.join(FIELDS)}")
+
+    def get(name: str) -> Any:
+        return value[name] if value.get(name) is not None else FIELDS[name]
+
+    emails = tuple(dict.fromkeys(_email("monitoring.alertEmails", e)
+                                 for e in _str_list("monitoring.alertEmails", get("alertEmails"))))
+    if len(emails) > MAX_ALERT_EMAILS:
+        raise ConfigError("monitoring.alertEmails", f"lists {len(emails)} addresses, more than {MAX_ALERT_EMAILS}",
+                          "notify a group address (a mailing list) instead of every person")
+    runbook = get("runbookUrl")
+    if not isinstance(runbook, str) or (runbook.strip() and not _RUNBOOK.match(runbook.strip())):
+        raise ConfigError("monitoring.runbookUrl", f"must be an https:// URL without query or fragment, got {runbook!r}",
+                          "point it at your copy of README.md, e.g. https://github.com/acme/outspeed-token/blob/main/README.md, "
+                          "or leave it empty")
+    return MonitoringSettings(
+        enabled=_bool("monitoring.enabled", get("enabled")),
+        alert_emails=emails,
+        mints_per_hour_alert=_int("monitoring.mintsPerHourAlert", get("mintsPerHourAlert"), 0, 10_000_000),
+        upstream_error_ratio=_ratio("monitoring.upstreamErrorRatio", get("upstreamErrorRatio")),
+        upstream_error_window_minutes=_int("monitoring.upstreamErrorWindowMinutes", get("upstreamErrorWindowMinutes"),
+                                           1, MAX_WINDOW_MINUTES),
+        alert_window_minutes=_int("monitoring.alertWindowMinutes", get("alertWindowMinutes"), 1, MAX_WINDOW_MINUTES),
+        armor_denials_per_minute_alert=_int("monitoring.armorDenialsPerMinuteAlert",
+                                            get("armorDenialsPerMinuteAlert"), 0, 1_000_000),
+        runbook_url=runbook.strip().rstrip("/"),
+    )
+
+
+# --- filters and queries (pure: tests evaluate them against real log lines) -------------------
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(f'"{v}"' for v in values)
+
+
+def function_log_filter(service_name: str) -> str:
+    """The function's own request lines: its Cloud Run service, and a `code` (the platform's
+    request log for the same service has no jsonPayload, so it never matches)."""
+    return (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service_name}" '
+            f'AND jsonPayload.code=~"^[a-z_]+$"')
+
+
+def armor_log_filter(policy_name: str) -> str:
+    """Load balancer request lines where this stack's Cloud Armor policy denied the request
+    (origin deny 403, rate-based ban 429)."""
+    return (f'resource.type="http_load_balancer" AND jsonPayload.enforcedSecurityPolicy.name="{policy_name}" '
+            f'AND jsonPayload.enforcedSecurityPolicy.outcome="DENY"')
+
+
+def logs_query(service_name: str) -> str:
+    return f'resource.type="cloud_run_revision"\nresource.labels.service_name="{service_name}"'
+
+
+def logs_url(project: str, service_name: str) -> str:
+    """A Logs Explorer link showing this function's logs (its lines and the platform's)."""
+    return f"https://console.cloud.google.com/logs/query;query={quote(logs_query(service_name), safe='')}?project={project}"
+
+
+def dashboard_url(project: str, dashboard_id: str) -> str:
+    return f"https://console.cloud.google.com/monitoring/dashboards/builder/{dashboard_id.split('/')[-1]}?project={project}"
+
+
+def metric_type(metric_name: str) -> str:
+    return f"logging.googleapis.com/user/{metric_name}"
+
+
+def codes_filter(requests_metric: str, codes: Sequence[str]) -> str:
+    match = f'"{codes[0]}"' if len(codes) == 1 else f"one_of({_quoted(codes)})"
+    return (f'metric.type="{metric_type(requests_metric)}" AND resource.type="cloud_run_revision" '
+            f"AND metric.label.code={match}")
+
+
+def platform_failed_filter(service_name: str) -> str:
+    return ('metric.type="run.googleapis.com/request_count" AND resource.type="cloud_run_revision" '
+            f'AND resource.label.service_name="{service_name}" '
+            f"AND metric.label.response_code=one_of({_quoted(PLATFORM_FAILED_STATUSES)})")
+
+
+def armor_metric_filter(armor_metric: str) -> str:
+    # metric.type only: the monitored resource a load-balancer log entry's metric is written
+    # against is Google's choice, and the metric name already selects this stack's policy.
+    return f'metric.type="{metric_type(armor_metric)}"'
+
+
+def _sum(window_seconds: int, group_by: Sequence[str] = ()) -> dict[str, Any]:
+    agg = {"alignment_period": f"{window_seconds}s", "per_series_aligner": "ALIGN_SUM",
+           "cross_series_reducer": "REDUCE_SUM"}
+    if group_by:
+        agg["group_by_fields"] = list(group_by)
+    return agg
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """One alert policy, in plain data (the component turns it into gcp.monitoring.AlertPolicy)."""
+    key: str  # resource-name suffix and README anchor
+    title: str
+    severity: str
+    conditions: tuple[dict[str, Any], ...]  # condition_threshold arguments plus "display_name"
+    what: str
+    todo: str
+    anchor: str
+
+
+def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
+                armor_metric: Optional[str]) -> list[AlertSpec]:
+    """The policies for these settings. `armor_metric` is None without the edge."""
+    w = m.alert_window_minutes * 60
+    specs = [
+        AlertSpec(
+            "key-rejected", "Outspeed key rejected", "CRITICAL",
+            ({"display_name": f"any upstream_auth_failed in {m.alert_window_minutes} min",
+              "filter": codes_filter(requests_metric, KEY_REJECTED), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            "Outspeed answered 401/403 to the function: the API key the stack deployed was revoked, rotated "
+            "or mistyped. Every request now fails with 502 `upstream_auth_failed`; nobody can start a session.",
+            "Create or copy a valid key in the Outspeed dashboard, then `pulumi config set --secret outspeedApiKey` "
+            "(it prompts) and `pulumi up`: the stack stores a new secret version and redeploys the function pinned "
+            "to it. Check with one request to the tokenUrl output.",
+            "outspeed-key-rejected"),
+        AlertSpec(
+            "upstream-failing", "Outspeed failing", "ERROR",
+            ({"display_name": f"upstream failures above {m.upstream_error_ratio:g} of calls over "
+                              f"{m.upstream_error_window_minutes} min",
+              "filter": codes_filter(requests_metric, UPSTREAM_FAILED),
+              "aggregations": [_sum(m.upstream_error_window_minutes * 60)],
+              "denominator_filter": codes_filter(requests_metric, UPSTREAM_CALLED),
+              "denominator_aggregations": [_sum(m.upstream_error_window_minutes * 60)],
+              "comparison": "COMPARISON_GT", "threshold_value": m.upstream_error_ratio},),
+            "A share of the calls to Outspeed above the threshold failed: Outspeed answered 5xx or an unexpected "
+            "4xx (`upstream_error`), answered garbage (`upstream_bad_response`), could not be reached "
+            "(`upstream_unreachable`) or did not answer in time (`upstream_timeout`).",
+            "Check Outspeed's status page and the dashboard's \"Upstream failures\" chart; the function's log lines "
+            "carry `upstreamStatus`. Nothing to redeploy unless `outspeedApiBase` is wrong; if Outspeed is merely "
+            "slow, the function's `UPSTREAM_TIMEOUT_SECONDS` (10 s) bounds each wait.",
+            "outspeed-failing"),
+        AlertSpec(
+            "function-failing", "Token function failing", "ERROR",
+            ({"display_name": f"internal_error or not_configured in {m.alert_window_minutes} min",
+              "filter": codes_filter(requests_metric, FUNCTION_FAILED), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": 0},
+             {"display_name": f"platform {'/'.join(PLATFORM_FAILED_STATUSES)} answers in {m.alert_window_minutes} min",
+              "filter": platform_failed_filter(service_name), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": 0}),
+            "The function itself failed: an unexpected exception (500 `internal_error`, logged with its traceback), "
+            "no API key in its environment (500 `not_configured`), or Cloud Run answered 500/503 for it (a crash, "
+            "no instance able to take the request, the caller-auth signing keys unreachable).",
+            "Open the logsUrl output and look at severity ERROR lines (the traceback is in the message). "
+            "`not_configured`: set the key (`pulumi config set --secret outspeedApiKey`, `pulumi up`). 503 with "
+            "all instances busy: raise `maxInstances` or `concurrency`. A bug: roll back with `pulumi up` "
+            "from the last good commit.",
+            "token-function-failing"),
+    ]
+    if m.spend_watch:
+        specs.append(AlertSpec(
+            "spend-watch", "Keys minted above the hourly budget", "WARNING",
+            ({"display_name": f"more than {m.mints_per_hour_alert} keys minted in 60 min",
+              "filter": codes_filter(requests_metric, (MINTED,)), "aggregations": [_sum(3600)],
+              "comparison": "COMPARISON_GT", "threshold_value": m.mints_per_hour_alert},),
+            f"More than {m.mints_per_hour_alert} ephemeral keys were minted in an hour. Each key can start a billed "
+            "Outspeed session: this is either real growth or someone farming keys.",
+            "Look at the dashboard's \"Keys minted\" chart and the log lines' `origin`/`agentId`/`forwardedFor` "
+            "for a single source. Farming: tighten `rateLimit`, `allowedHostnames` and `callerAuth`. Growth: "
+            "raise `monitoring.mintsPerHourAlert`.",
+            "keys-minted-above-the-hourly-budget"))
+    if armor_metric is not None and m.armor_alert:
+        per_window = m.armor_denials_per_minute_alert * m.alert_window_minutes
+        specs.append(AlertSpec(
+            "armor-denials", "Cloud Armor denials surging", "WARNING",
+            ({"display_name": f"more than {per_window} Cloud Armor denials in {m.alert_window_minutes} min "
+                              f"({m.armor_denials_per_minute_alert}/min)",
+              "filter": armor_metric_filter(armor_metric), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": per_window},),
+            "The load balancer's Cloud Armor policy is denying many requests: IPs over `rateLimit` get 429 and a "
+            "ban (rule 2000), browsers from Origins outside `allowedHostnames` get 403 (rule 1000).",
+            "Look at the dashboard's \"Cloud Armor denials\" chart by rule, and the load balancer's request logs "
+            "(`jsonPayload.enforcedSecurityPolicy.outcome=\"DENY\"`) for the client IPs. An attack: the policy is "
+            "doing its job; add a deny rule for persistent sources if needed. Your own users: raise "
+            "`rateLimit.requestsPerMinute` or add the hostname to `allowedHostnames`.",
+            "cloud-armor-denials-surging"))
+    return specs
+
+
+def documentation(spec: AlertSpec, runbook_url: str) -> str:
+    """The runbook shown in the incident and the notification (markdown)."""
+    where = f"[{README_SECTION}]({runbook_url}#{spec.anchor})" if runbook_url else f"{README_SECTION} → \"{spec.title}\""
+    return f"### What happened\n{spec.what}\n\n### What to do\n{spec.todo}\n\nMore: {where}."
+
+
+def _chart(title: str, data_sets: list[dict[str, Any]], unit: str) -> dict[str, Any]:
+    return {"title": title, "xyChart": {"dataSets": data_sets, "yAxis": {"label": unit, "scale": "LINEAR"}}}
+
+
+def _series(filter_: str, aligner: str, reducer: str, group_by: Sequence[str] = (), plot: str = "LINE",
+            legend: str = "") -> dict[str, Any]:
+    aggregation = {"alignmentPeriod": "60s", "perSeriesAligner": aligner, "crossSeriesReducer": reducer}
+    if group_by:
+        aggregation["groupByFields"] = list(group_by)
+    data = {"timeSeriesQuery": {"timeSeriesFilter": {"filter": filter_, "aggregation": aggregation}},
+            "plotType": plot, "minAlignmentPeriod": "60s"}
+    if legend:
+        data["legendTemplate"] = legend
+    return data
+
+
+def dashboard(title: str, service_name: str, requests_metric: str, latency_metric: str,
+              armor_metric: Optional[str]) -> dict[str, Any]:
+    """The dashboard's JSON (Monitoring API Dashboard resource, mosaic layout)."""
+    requests = f'metric.type="{metric_type(requests_metric)}" AND resource.type="cloud_run_revision"'
+    latency = f'metric.type="{metric_type(latency_metric)}" AND resource.type="cloud_run_revision"'
+    widgets = [
+        _chart("Keys minted per minute", [_series(f'{requests} AND metric.label.code="{MINTED}"',
+                                                  "ALIGN_SUM", "REDUCE_SUM")], "keys/min"),
+        _chart("Refusals by code per minute (4xx)",
+               [_series(f'{requests} AND metric.label.status=starts_with("4")', "ALIGN_SUM", "REDUCE_SUM",
+                        ["metric.label.code"], "STACKED_BAR")], "requests/min"),
+        _chart("Upstream failures by code per minute",
+               [_series(codes_filter(requests_metric, (*KEY_REJECTED, *UPSTREAM_FAILED, "upstream_rate_limited")),
+                        "ALIGN_SUM", "REDUCE_SUM", ["metric.label.code"], "STACKED_BAR")], "requests/min"),
+        _chart("Latency p50 / p95 / p99 (ms, every request)",
+               [_series(latency, "ALIGN_DELTA", f"REDUCE_PERCENTILE_{p}", legend=f"p{p}") for p in (50, 95, 99)],
+               "ms"),
+        _chart("Instances", [_series('metric.type="run.googleapis.com/container/instance_count" '
+                                     f'AND resource.type="cloud_run_revision" AND resource.label.service_name="{service_name}"',
+                                     "ALIGN_MAX", "REDUCE_SUM", ["metric.label.state"], "STACKED_AREA")], "instances"),
+        _chart("Function failures per minute (internal_error, not_configured, platform 500/503)",
+               [_series(codes_filter(requests_metric, FUNCTION_FAILED), "ALIGN_SUM", "REDUCE_SUM",
+                        ["metric.label.code"], "STACKED_BAR"),
+                _series(platform_failed_filter(service_name), "ALIGN_SUM", "REDUCE_SUM",
+                        ["metric.label.response_code"], "STACKED_BAR")], "requests/min"),
+    ]
+    if armor_metric is not None:
+        widgets.append(_chart("Cloud Armor denials per minute by rule (1000 origin, 2000 rate ban)",
+                              [_series(armor_metric_filter(armor_metric), "ALIGN_SUM", "REDUCE_SUM",
+                                       ["metric.label.rule"], "STACKED_BAR")], "requests/min"))
+    tiles = [{"xPos": (i % 2) * 24, "yPos": (i // 2) * 16, "width": 24, "height": 16, "widget": widget}
+             for i, widget in enumerate(widgets)]
+    return {"displayName": title, "mosaicLayout": {"columns": 48, "tiles": tiles}}
+
+
+def metric_specs(service_name: str, policy_name: Optional[str]) -> dict[str, dict[str, Any]]:
+    """The log-based metrics (suffix -> gcp.logging.Metric arguments besides name/project)."""
+    specs: dict[str, dict[str, Any]] = {
+        "requests": {
+            "description": "Token endpoint requests, one per log line, by contract code and HTTP status",
+            "filter": function_log_filter(service_name),
+            "metric_descriptor": {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1",
+                                  "display_name": "Token endpoint requests",
+                                  "labels": [{"key": "code", "value_type": "STRING",
+                                              "description": "the contract's code (ok, origin_not_allowed, ...)"},
+                                             {"key": "status", "value_type": "STRING",
+                                              "description": "HTTP status answered"}]},
+            "label_extractors": {"code": "EXTRACT(jsonPayload.code)", "status": "EXTRACT(httpRequest.status)"},
+        },
+        "latency": {
+            "description": "Token endpoint latency (ms) as the function measured it, by contract code",
+            "filter": function_log_filter(service_name),
+            "metric_descriptor": {"metric_kind": "DELTA", "value_type": "DISTRIBUTION", "unit": "ms",
+                                  "display_name": "Token endpoint latency",
+                                  "labels": [{"key": "code", "value_type": "STRING",
+                                              "description": "the contract's code"}]},
+            "label_extractors": {"code": "EXTRACT(jsonPayload.code)"},
+            "value_extractor": "EXTRACT(jsonPayload.latencyMs)",
+            "bucket_options": {"exponential_buckets": dict(LATENCY_BUCKETS)},
+        },
+    }
+    if policy_name is not None:
+        specs["armor-denials"] = {
+            "description": "Requests Cloud Armor denied at the load balancer, by rule priority and status",
+            "filter": armor_log_filter(policy_name),
+            "metric_descriptor": {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1",
+                                  "display_name": "Cloud Armor denials",
+                                  "labels": [{"key": "rule", "value_type": "STRING",
+                                              "description": "priority of the denying rule"},
+                                             {"key": "status", "value_type": "STRING",
+                                              "description": "HTTP status answered (403, 429)"}]},
+            "label_extractors": {"rule": "EXTRACT(jsonPayload.enforcedSecurityPolicy.priority)",
+                                 "status": "EXTRACT(httpRequest.status)"},
+        }
+    return specs
+
+
+# --- the component -----------------------------------------------------------------------------
+
+@dataclass
+class MonitoringArgs:
+    settings: MonitoringSettings
+    project: str
+    prefix: str  # physical-name prefix, e.g. "outspeed-token-prod" (dev and prod may share a project)
+    service_name: pulumi.Input[str]  # the function's Cloud Run service (short name)
+    armor_policy_name: Optional[pulumi.Input[str]] = None  # the edge's Cloud Armor policy; None without edge
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Log-based metrics, alert policies (with email channels) and a dashboard for one stack."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("outspeed-token:infra:Monitoring", name, None, opts)
+        # Imported here, not at the top: infra.settings imports this module for parse_monitoring
+        # and stays free of pulumi_gcp (local tools read config without it).
+        import pulumi_gcp as gcp
+        from infra.apis import ProjectApis
+
+        m, project, prefix = args.settings, args.project, args.prefix
+        with_edge = args.armor_policy_name is not None
+        apis = ProjectApis(f"{name}-apis", project, MONITORING_APIS, opts=pulumi.ResourceOptions(parent=self))
+
+        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=[*apis.services, *depends_on])
+
+        policy_name = pulumi.Output.from_input(args.armor_policy_name) if with_edge else pulumi.Output.from_input(None)
+        specs = pulumi.Output.all(args.service_name, policy_name).apply(lambda sp: metric_specs(sp[0], sp[1]))
+        self.metrics: dict[str, Any] = {}
+        for suffix in ("requests", "latency", *(("armor-denials",) if with_edge else ())):
+            spec = specs.apply(lambda s, suffix=suffix: s[suffix])
+            bucket = ({"bucket_options": spec.apply(lambda s: s["bucket_options"])} if suffix == "latency" else {})
+            value = ({"value_extractor": spec.apply(lambda s: s["value_extractor"])} if suffix == "latency" else {})
+            self.metrics[suffix] = gcp.logging.Metric(
+                f"{name}-{suffix}",
+                project=project,
+                name=f"{prefix}-{suffix}",
+                description=spec.apply(lambda s: s["description"]),
+                filter=spec.apply(lambda s: s["filter"]),
+                metric_descriptor=spec.apply(lambda s: s["metric_descriptor"]),
+                label_extractors=spec.apply(lambda s: s["label_extractors"]),
+                **value,
+                **bucket,
+                opts=child(),
+            )
+
+        self.channels = [
+            gcp.monitoring.NotificationChannel(
+                # Named by the address, not its position: reordering the list replaces nothing.
+                f"{name}-email-{hashlib.sha256(email.encode()).hexdigest()[:10]}",
+                project=project,
+                type="email",
+                display_name=f"{prefix} alerts: {email}",
+                labels={"email_address": email},
+                opts=child(),
+            )
+            for email in m.alert_emails
+        ]
+        channel_ids = [c.id for c in self.channels]
+
+        # Alert filters name the metrics through their resources' outputs, so a policy is only
+        # created once its metric exists (the API refuses a condition on an unknown metric).
+        names = pulumi.Output.all(args.service_name, self.metrics["requests"].name,
+                                  self.metrics["armor-denials"].name if with_edge else None)
+        all_specs = names.apply(lambda n: alert_specs(m, n[0], n[1], n[2]))
+        # The set of policies depends only on settings (known at plan time); the filters fill in.
+        keys = [s.key for s in alert_specs(m, "-", "-", "-" if with_edge else None)]
+        self.alerts: dict[str, Any] = {}
+        for key in keys:
+            spec = all_specs.apply(lambda specs, key=key: next(s for s in specs if s.key == key))
+            links = ([{"display_name": "runbook", "url": spec.apply(lambda s: f"{m.runbook_url}#{s.anchor}")}]
+                     if m.runbook_url else None)
+            self.alerts[key] = gcp.monitoring.AlertPolicy(
+                f"{name}-{key}",
+                project=project,
+                display_name=spec.apply(lambda s: f"{prefix}: {s.title}"),
+                severity=spec.apply(lambda s: s.severity),
+                combiner="OR",
+                conditions=spec.apply(lambda s: [_condition(c) for c in s.conditions]),
+                notification_channels=channel_ids,
+                documentation={"content": spec.apply(lambda s: documentation(s, m.runbook_url)),
+                               "mime_type": "text/markdown",
+                               "subject": spec.apply(lambda s: f"{prefix}: {s.title}"),
+                               **({"links": links} if links else {})},
+                alert_strategy={"auto_close": "1800s"},
+                user_labels={"deployment": prefix},
+                opts=child(*self.metrics.values()),
+            )
+
+        board = pulumi.Output.all(args.service_name, self.metrics["requests"].name, self.metrics["latency"].name,
+                                  self.metrics["armor-denials"].name if with_edge else None)
+        self.dashboard = gcp.monitoring.Dashboard(
+            f"{name}-dashboard",
+            project=project,
+            dashboard_json=board.apply(lambda b: json.dumps(
+                dashboard(f"{prefix} token endpoint", b[0], b[1], b[2], b[3]), sort_keys=True)),
+            opts=child(*self.metrics.values()),
+        )
+        self.dashboard_url = self.dashboard.id.apply(lambda i: dashboard_url(project, i))
+        self.register_outputs({"dashboardUrl": self.dashboard_url,
+                               "alertPolicies": [a.display_name for a in self.alerts.values()]})
+
+
+def _condition(c: dict[str, Any]) -> dict[str, Any]:
+    # Log-based counts have no points while nothing happens: missing data counts as "fine", so an
+    # incident closes once the failures stop instead of waiting out auto-close.
+    threshold = {k: v for k, v in c.items() if k != "display_name"}
+    threshold.update(duration="0s", evaluation_missing_data="EVALUATION_MISSING_DATA_INACTIVE")
+    return {"display_name": c["display_name"], "condition_threshold": threshold}

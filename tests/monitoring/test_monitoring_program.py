@@ -1,0 +1,240 @@
+"""The monitoring resources the real __main__.py plans under Pulumi mocks, per config case:
+dev on (default) and off, prod with and without alert emails, spend watch and Armor alert off,
+the edge decided by config (not the stack name), thresholds and windows from config."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tools.plan import PLACEHOLDER_PROJECT, run_isolated
+
+METRIC = "gcp:logging/metric:Metric"
+ALERT = "gcp:monitoring/alertPolicy:AlertPolicy"
+CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
+DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
+API = "gcp:projects/service:Service"
+MONITORING_TYPES = (METRIC, ALERT, CHANNEL, DASHBOARD)
+EMAILS = ["oncall@example.com", "lead@example.com"]
+PROD_EDGE_FOR_DEV = {"authEnabled": True, "domain": "token.example.com", "agentIds": ["agent-1"],
+                     "allowedHostnames": ["app.example.com"], "allowClientSessionConfig": False}
+
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "dev": ("dev", {}),
+    "dev_off": ("dev", {"monitoring": {"enabled": False}}),
+    "prod_emails": ("prod", {"monitoring": {"alertEmails": EMAILS}}),
+    "prod_no_emails": ("prod", {}),
+    "prod_tuned": ("prod", {"monitoring": {"alertEmails": EMAILS[:1], "mintsPerHourAlert": 0,
+                                           "armorDenialsPerMinuteAlert": 0, "upstreamErrorRatio": 0.25,
+                                           "upstreamErrorWindowMinutes": 30, "alertWindowMinutes": 15,
+                                           "runbookUrl": "https://github.com/acme/outspeed-token/blob/main/README.md"}}),
+    "dev_with_edge": ("dev", PROD_EDGE_FOR_DEV),
+}
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, dict[str, Any]]:
+    def one(case):
+        stack, overrides = CASES[case]
+        return run_isolated(stack, {"gcp:project": PLACEHOLDER_PROJECT, "gcp:region": "us-central1", **overrides})
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(CASES, pool.map(one, CASES)))
+    for case, result in results.items():
+        assert result["error"] is None, f"{case}: {result['error']}"
+    return results
+
+
+def of_type(run, typ):
+    return [r for r in run["resources"] if r["type"] == typ]
+
+
+def alerts(run) -> dict[str, dict[str, Any]]:
+    return {r["inputs"]["displayName"].split(": ", 1)[1]: r for r in of_type(run, ALERT)}
+
+
+def metric_names(run) -> set[str]:
+    return {r["inputs"]["name"] for r in of_type(run, METRIC)}
+
+
+BASE_ALERTS = {"Outspeed key rejected", "Outspeed failing", "Token function failing"}
+SPEND = "Keys minted above the hourly budget"
+ARMOR = "Cloud Armor denials surging"
+
+
+def test_dev_monitors_by_default_without_armor(runs):
+    run = runs["dev"]
+    assert metric_names(run) == {"outspeed-token-dev-requests", "outspeed-token-dev-latency"}
+    assert set(alerts(run)) == BASE_ALERTS | {SPEND}
+    assert len(of_type(run, DASHBOARD)) == 1 and not of_type(run, CHANNEL)
+    board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
+    titles = [t["widget"]["title"] for t in board["mosaicLayout"]["tiles"]]
+    assert not any("Armor" in t for t in titles)
+    assert {"Keys minted per minute", "Instances"} <= set(titles)
+    assert any(t.startswith("Latency p50 / p95 / p99") for t in titles)
+    apis = {r["inputs"]["service"] for r in of_type(run, API)}
+    assert {"logging.googleapis.com", "monitoring.googleapis.com"} <= apis
+
+
+def test_dev_can_turn_it_all_off(runs):
+    run = runs["dev_off"]
+    assert not [r for r in run["resources"] if r["type"] in MONITORING_TYPES]
+    assert not [r for r in run["resources"] if "Monitoring" in r["type"]]
+    apis = {r["inputs"]["service"] for r in of_type(run, API)}
+    assert not {"logging.googleapis.com", "monitoring.googleapis.com"} & apis
+    assert "dashboardUrl" not in run["outputs"]
+    assert "logsUrl" in run["outputs"]  # where the function logs is worth knowing either way
+    assert not any("alertEmails" in w for w in run["warnings"])
+
+
+def test_outputs_link_the_dashboard_and_this_functions_logs(runs):
+    for case in ("dev", "prod_emails"):
+        outputs = {k: v["value"] for k, v in runs[case]["outputs"].items()}
+        service = outputs["functionName"]
+        assert outputs["dashboardUrl"].startswith("https://console.cloud.google.com/monitoring/dashboards/builder/")
+        assert outputs["dashboardUrl"].endswith(f"?project={PLACEHOLDER_PROJECT}")
+        assert outputs["logsUrl"] == (
+            "https://console.cloud.google.com/logs/query;query=resource.type%3D%22cloud_run_revision%22%0A"
+            f"resource.labels.service_name%3D%22{service}%22?project={PLACEHOLDER_PROJECT}")
+
+
+def test_prod_with_emails_notifies_every_address_on_every_alert(runs):
+    run = runs["prod_emails"]
+    channels = of_type(run, CHANNEL)
+    assert sorted(c["inputs"]["labels"]["email_address"] for c in channels) == sorted(EMAILS)
+    assert all(c["inputs"]["type"] == "email" for c in channels)
+    ids = {f"projects/{PLACEHOLDER_PROJECT}/notificationchannels/{c['name']}" for c in channels}  # the mock's ids
+    found = alerts(run)
+    assert set(found) == BASE_ALERTS | {SPEND, ARMOR}
+    for policy in found.values():
+        assert set(policy["inputs"]["notificationChannels"]) == ids
+    assert metric_names(run) == {"outspeed-token-prod-requests", "outspeed-token-prod-latency",
+                                 "outspeed-token-prod-armor-denials"}
+    assert not any("alertEmails" in w for w in run["warnings"])
+
+
+def test_prod_without_emails_still_has_every_policy_and_warns(runs):
+    run = runs["prod_no_emails"]
+    assert set(alerts(run)) == BASE_ALERTS | {SPEND, ARMOR}
+    assert not of_type(run, CHANNEL)
+    assert all(not a["inputs"].get("notificationChannels") for a in alerts(run).values())
+    assert any("alertEmails is empty" in w and "nobody is notified" in w for w in run["warnings"])
+
+
+def test_every_alert_carries_a_runbook_and_a_severity(runs):
+    severities = {"Outspeed key rejected": "CRITICAL", "Outspeed failing": "ERROR", "Token function failing": "ERROR",
+                  SPEND: "WARNING", ARMOR: "WARNING"}
+    for title, policy in alerts(runs["prod_emails"]).items():
+        i = policy["inputs"]
+        assert i["severity"] == severities[title]
+        doc = i["documentation"]
+        assert doc["mimeType"] == "text/markdown"
+        assert "### What happened" in doc["content"] and "### What to do" in doc["content"]
+        assert 'README.md, section "Operating it"' in doc["content"]
+        assert "links" not in doc  # no runbookUrl configured
+        assert i["combiner"] == "OR" and i["userLabels"] == {"deployment": "outspeed-token-prod"}
+        for condition in i["conditions"]:
+            assert condition["conditionThreshold"]["evaluationMissingData"] == "EVALUATION_MISSING_DATA_INACTIVE"
+    key = alerts(runs["prod_emails"])["Outspeed key rejected"]["inputs"]["documentation"]["content"]
+    assert "pulumi config set --secret outspeedApiKey" in key and "pulumi up" in key
+
+
+def test_default_thresholds_and_windows(runs):
+    found = {t: [c["conditionThreshold"] for c in a["inputs"]["conditions"]] for t, a in alerts(runs["prod_emails"]).items()}
+    (key,) = found["Outspeed key rejected"]
+    assert (key["thresholdValue"], key["aggregations"][0]["alignmentPeriod"], key["comparison"]) == (0, "300s", "COMPARISON_GT")
+    (ratio,) = found["Outspeed failing"]
+    assert ratio["thresholdValue"] == 0.1 and ratio["aggregations"][0]["alignmentPeriod"] == "600s"
+    assert ratio["denominatorAggregations"][0]["alignmentPeriod"] == "600s"
+    (spend,) = found[SPEND]
+    assert (spend["thresholdValue"], spend["aggregations"][0]["alignmentPeriod"]) == (1000, "3600s")
+    (armor,) = found[ARMOR]
+    assert (armor["thresholdValue"], armor["aggregations"][0]["alignmentPeriod"]) == (300, "300s")  # 60/min x 5 min
+    fn_codes, platform = found["Token function failing"]
+    assert 'metric.type="run.googleapis.com/request_count"' in platform["filter"]
+    assert 'resource.label.service_name="outspeed-token-prod"' in platform["filter"]
+    assert 'metric.label.response_code=one_of("500", "503")' in platform["filter"]
+
+
+def test_config_tunes_thresholds_windows_and_switches_alerts_off(runs):
+    run = runs["prod_tuned"]
+    found = alerts(run)
+    assert set(found) == BASE_ALERTS  # spend watch (0) and the Armor alert (0) are off
+    assert "outspeed-token-prod-armor-denials" in metric_names(run)  # the Armor chart keeps its metric
+    board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
+    assert any("Armor" in t["widget"]["title"] for t in board["mosaicLayout"]["tiles"])
+    (ratio,) = [c["conditionThreshold"] for c in found["Outspeed failing"]["inputs"]["conditions"]]
+    assert ratio["thresholdValue"] == 0.25 and ratio["aggregations"][0]["alignmentPeriod"] == "1800s"
+    (key,) = [c["conditionThreshold"] for c in found["Outspeed key rejected"]["inputs"]["conditions"]]
+    assert key["aggregations"][0]["alignmentPeriod"] == "900s"
+    links = found["Outspeed key rejected"]["inputs"]["documentation"]["links"]
+    assert links == [{"displayName": "runbook",
+                      "url": "https://github.com/acme/outspeed-token/blob/main/README.md#outspeed-key-rejected"}]
+
+
+def test_the_edge_not_the_stack_name_decides_the_armor_watch(runs):
+    run = runs["dev_with_edge"]
+    assert "outspeed-token-dev-armor-denials" in metric_names(run)
+    assert ARMOR in alerts(run)
+    (armor_metric,) = [r for r in of_type(run, METRIC) if r["inputs"]["name"].endswith("armor-denials")]
+    (policy,) = of_type(run, "gcp:compute/securityPolicy:SecurityPolicy")
+    assert f'jsonPayload.enforcedSecurityPolicy.name="{policy["inputs"]["name"]}"' in armor_metric["inputs"]["filter"]
+
+
+def test_resources_are_children_of_the_component_and_wait_for_what_they_need(runs):
+    run = runs["prod_emails"]
+    component = [r for r in run["resources"] if r["type"] == "outspeed-token:infra:Monitoring"]
+    assert len(component) == 1
+    urn = component[0]["urn"]
+    apis = {r["inputs"]["service"]: r["urn"] for r in of_type(run, API)}
+    metrics = [r["urn"] for r in of_type(run, METRIC)]
+    for r in run["resources"]:
+        if r["type"] in MONITORING_TYPES:
+            assert r["parent"] == urn, r["name"]
+            assert {apis["logging.googleapis.com"], apis["monitoring.googleapis.com"]} <= set(r["dependencies"]), r["name"]
+    # A condition on a log-based metric is refused until the metric exists.
+    for r in of_type(run, ALERT) + of_type(run, DASHBOARD):
+        assert set(metrics) <= set(r["dependencies"]), r["name"]
+
+
+def test_dev_and_prod_names_do_not_collide_in_one_project(runs):
+    assert not metric_names(runs["dev"]) & metric_names(runs["prod_emails"])
+    dev_titles = {a["inputs"]["displayName"] for a in of_type(runs["dev"], ALERT)}
+    prod_titles = {a["inputs"]["displayName"] for a in of_type(runs["prod_emails"], ALERT)}
+    assert not dev_titles & prod_titles
+
+
+def _make_plan(*args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from tools.plan import ROOT
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "PULUMI_"))}
+    proc = subprocess.run([sys.executable, "-m", "tools.plan", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_make_plan_prints_each_alert_with_condition_threshold_and_channels():
+    out = _make_plan("prod", "--set", "monitoring={alertEmails: [oncall@example.com]}")
+    for title, severity in [("Outspeed key rejected", "CRITICAL"), ("Outspeed failing", "ERROR"),
+                            ("Token function failing", "ERROR"), (SPEND, "WARNING"), (ARMOR, "WARNING")]:
+        assert f"outspeed-token-prod: {title} [{severity}]" in out
+    assert "when any upstream_auth_failed in 5 min: value > 0 per 300s" in out
+    assert "when upstream failures above 0.1 of calls over 10 min: value > 0.1 (ratio to denominator) per 600s" in out
+    assert "when more than 1000 keys minted in 60 min: value > 1000 per 3600s" in out
+    assert 'metric.label.code="upstream_auth_failed"' in out
+    assert "email oncall@example.com" in out
+    assert out.count("notifies monitoring-email-") == 5 and "notifies nobody" not in out
+    assert "dashboardUrl" in out and "logsUrl" in out
+
+
+def test_make_plan_says_when_nobody_is_notified():
+    out = _make_plan("dev")
+    assert out.count("notifies nobody (no monitoring.alertEmails)") == 4  # no Armor alert without the edge
+    assert "WARNING: outspeed-token:monitoring.alertEmails is empty" in out
+    assert ARMOR not in out
