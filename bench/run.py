@@ -3,13 +3,16 @@
 Everything runs on 127.0.0.1 in one invocation, bounded in time (about 2 minutes):
   - the Outspeed stand-in (tools/outspeed_standin.py) in its own process, fixed delay;
   - the endpoint: function/main.py under functions-framework exactly as Cloud Functions runs
-    it (tools/function_server.py: gunicorn, one worker, THREADS threads);
+    it (tools/function_server.py: the CLI in ASGI mode, gunicorn + one uvicorn worker on
+    uvloop + httptools; THREADS sizes its upstream connection pool);
+  - "before": the Flask/gthread function of an earlier commit (--before-rev, default 6ea5ff7,
+    extracted with `git archive`), for its import time and cold start in the same run;
   - the baseline: bench/node/server.js, one express process with a keep-alive agent
     (installed with `npm ci` into bench/node/node_modules; skipped with a note if node or
     npm is missing);
   - the load: wrk (bench/post.lua), or a bounded Python client when wrk is missing.
 
-    python -m bench.run [--delay-ms 20] [--threads 80] [--markdown bench/results/table.md]
+    python -m bench.run [--delay-ms 20] [--threads 80] [--before-rev 6ea5ff7] [--markdown table.md]
 """
 from __future__ import annotations
 
@@ -138,6 +141,20 @@ def cold_start(make_server, timeout: float = 30.0) -> float:
     return first_ok[0] - began
 
 
+def extract_before(rev: str, into: Path) -> Path | None:
+    """function/ as it was at `rev` (the Flask version), or None if git cannot provide it."""
+    if not rev or shutil.which("git") is None:
+        return None
+    try:
+        archive = subprocess.run(["git", "archive", rev, "function"], cwd=ROOT, capture_output=True,
+                                 timeout=60, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, timeout=60, check=True)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    source = into / "function" / "main.py"
+    return source if source.exists() else None
+
+
 def import_seconds(source: Path, env: dict[str, str]) -> float:
     """Import time of main.py in a fresh interpreter with its directory on sys.path."""
     code = ("import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); import main; "
@@ -211,7 +228,8 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, imp: float, args) -> list[list[str]]:
+def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, imp: float, args,
+               before_cold_ms: float | None = None, before_imp: float | None = None) -> list[list[str]]:
     """Rows of: figure, direct, endpoint, node, framework floor, target, result."""
     def c1(col, attr):
         return getattr(col.c1, attr) if col and col.c1 else None
@@ -236,8 +254,10 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
          verdict(None if added_node is None else added_fn <= added_node)],
         ["added p99 over direct, c=1 (ms)", "-", fmt(added(fn, "p99_ms"), ".2f"), fmt(added(node, "p99_ms"), ".2f"),
          "-", "", ""],
-        [f"requests/s, c={c}", *each(lambda col: fmt(col.c64.rate, ".0f")), ">= 0.5 x node",
-         verdict(None if node_rate is None else fn.c64.rate >= 0.5 * node_rate)],
+        [f"requests/s, c={c}", *each(lambda col: fmt(col.c64.rate, ".0f")), ">= 1.0 x node",
+         verdict(None if node_rate is None else fn.c64.rate >= node_rate)],
+        [f"  ... endpoint / node, c={c}", "-", fmt(fn.c64.rate / node_rate if node_rate else None, ".2f", "x"),
+         "1.00x", "-", "", ""],
         [f"p50 / p99 latency, c={c} (ms)", *each(lambda col: f"{col.c64.p50_ms:.1f} / {col.c64.p99_ms:.1f}"), "", ""],
         ["failed requests (non-2xx, errors)", *each(lambda col: str(col.failed)), "0",
          verdict(all(col.failed == 0 for col in (direct, fn, node, floor) if col))],
@@ -254,9 +274,11 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
         ["  ... per 1,000 requests", "-", fmt(per_1k(fn), ".2f"), fmt(per_1k(node) if node else None, ".2f"), "-",
          "", ""],
         [f"cold start to first 200 (ms, median of {args.cold_starts})", "-", fmt(fn.cold_ms, ".0f"),
-         fmt(node.cold_ms if node else None, ".0f"), "-", "", ""],
-        [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", "-", "< 0.25",
-         verdict(imp < 0.25)],
+         fmt(node.cold_ms if node else None, ".0f"), "-",
+         f"<= 1.2 x before ({fmt(before_cold_ms, '.0f')} ms, Flask {args.before_rev})",
+         verdict(None if before_cold_ms is None else fn.cold_ms <= 1.2 * before_cold_ms)],
+        [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", "-",
+         f"< 0.25 (before: {fmt(before_imp, '.3f')})", verdict(imp < 0.25)],
     ]
 
 
@@ -312,6 +334,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-node", action="store_true", help="skip the Node baseline")
     parser.add_argument("--python-client", action="store_true", help="use the Python load client even if wrk exists")
     parser.add_argument("--source", type=Path, default=FUNCTION_SOURCE, help="function source (default function/main.py)")
+    parser.add_argument("--before-rev", default="6ea5ff7",
+                        help="git revision whose (Flask) function/ gives the 'before' cold start and import ('' = skip)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     args = parser.parse_args(argv)
     for name in ("c1_seconds", "rate_seconds", "warmup_seconds"):
@@ -340,8 +364,26 @@ def main(argv=None) -> int:
         print(f"import: {', '.join(f'{x:.3f}' for x in imports)} s", flush=True)
 
         fn_col, node_col, direct = Column("endpoint"), None if node_missing else Column("node"), Column("direct")
-        colds = [cold_start(lambda: FunctionServer(env, source=args.source)) for _ in range(args.cold_starts)]
+        before_dir = tempfile.TemporaryDirectory(prefix="bench-before-")
+        before_source = extract_before(args.before_rev, Path(before_dir.name))
+        before_cold_ms = before_imp = None
+        # Interleaved, so that machine noise hits both alike.
+        colds, before_colds = [], []
+        for _ in range(args.cold_starts):
+            colds.append(cold_start(lambda: FunctionServer(env, source=args.source)))
+            if before_source:
+                before_colds.append(cold_start(lambda: FunctionServer({**env, "FUNCTION_USE_ASGI": "false"},
+                                                                      source=before_source)))
         fn_col.cold_ms = statistics.median(colds) * 1000
+        print(f"cold start: {', '.join(f'{x * 1000:.0f}' for x in colds)} ms", flush=True)
+        if before_source:
+            before_cold_ms = statistics.median(before_colds) * 1000
+            before_imp = statistics.median(import_seconds(before_source, env) for _ in range(args.imports))
+            print(f"before ({args.before_rev}, Flask): cold start "
+                  f"{', '.join(f'{x * 1000:.0f}' for x in before_colds)} ms, import {before_imp:.3f} s", flush=True)
+        else:
+            print(f"no 'before' figures: git could not extract {args.before_rev!r}", flush=True)
+        before_dir.cleanup()
         if node_col:
             node_colds = [cold_start(lambda: NodeServer(upstream.url)) for _ in range(args.cold_starts)]
             node_col.cold_ms = statistics.median(node_colds) * 1000
@@ -375,11 +417,11 @@ def main(argv=None) -> int:
                 node.stop()
             print("node done", flush=True)
 
-    rows = build_rows(direct, fn_col, node_col, floor, imp, args)
+    rows = build_rows(direct, fn_col, node_col, floor, imp, args, before_cold_ms, before_imp)
     print()
     print(render_text(rows))
-    print(f"\n(stand-in delay {args.delay_ms:g} ms; endpoint = functions-framework/gunicorn, 1 worker, "
-          f"THREADS={args.threads}; load = {'wrk' if use_wrk else 'python client'}; "
+    print(f"\n(stand-in delay {args.delay_ms:g} ms; endpoint = functions-framework ASGI mode, gunicorn + "
+          f"1 uvicorn worker (uvloop, httptools), THREADS={args.threads}; load = {'wrk' if use_wrk else 'python client'}; "
           f"bench took {time.monotonic() - started:.0f} s)")
     if node_missing:
         print(f"Node column unavailable: {node_missing}")

@@ -1,13 +1,19 @@
 """Outspeed token endpoint: a Cloud Function (2nd gen) that holds the Outspeed API key and
-hands browsers short-lived ephemeral keys. Entry point: `token`.
+hands browsers short-lived ephemeral keys. Entry point: `token`, an async (ASGI) function
+served by functions-framework's ASGI mode (FUNCTION_USE_ASGI=true: gunicorn + one uvicorn
+worker on uvloop + httptools).
 
 Wiring only. functions-framework puts this directory on sys.path, so the sibling modules
 import flat: token_settings (environment, read once here at cold start), token_policy (pure
-decisions), token_upstream (the pooled call to Outspeed), token_log (one JSON line per
-request), token_handler (a request from first check to response).
+decisions), token_upstream (the pooled aiohttp session to Outspeed), token_log (one JSON line
+per request), token_handler (a request from first check to response).
 """
-import flask
-import functions_framework
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+import functions_framework.aio
 
 import token_handler
 
@@ -15,18 +21,33 @@ import token_handler
 # already stopped the cold start with a message naming the variable.
 
 
-@functions_framework.http
-def token(request: flask.Request) -> flask.Response:
-    return token_handler.handle(request)
+@functions_framework.aio.http
+async def token(request: Request) -> Response:
+    return await token_handler.handle(request)
 
 
-# The framework answers /robots.txt and /favicon.ico with its own HTML 404 and turns escaped
-# exceptions into plain-text 500s; route both through the contract (JSON, no-store, CORS, log).
-@functions_framework.errorhandler(404)
-def _not_found(_exc) -> flask.Response:
-    return token_handler.handle(flask.request)
+# The framework builds its Starlette app right after importing this module. Left alone, that
+# app answers /robots.txt and /favicon.ico with its own plain-text 404, a method its routes do
+# not list with a plain-text 405, and an escaped exception with a plain-text 500. Its builder
+# is looked up on functions_framework.aio at call time; wrapping it here (the one seam between
+# "module loaded" and "app built") lets the module add, with Starlette's public API, a handler
+# for those routing answers and an innermost middleware for exceptions, so the contract (JSON,
+# no-store, CORS, one log line) holds for every request.
+_aio = functions_framework.aio
+# The original builder (kept on the module so that importing this file twice, as tests do,
+# never wraps the wrapper).
+_build = getattr(_aio, "_token_original_builder", None) or getattr(_aio, "_create_asgi_app_with_function", None)
+if _build is None:  # fail the cold start loudly rather than serve outside the contract
+    raise RuntimeError("functions_framework.aio._create_asgi_app_with_function is missing: "
+                       "the contract's routing hook is written for functions-framework 3.10.x")
 
 
-@functions_framework.errorhandler(Exception)
-def _escaped(exc) -> flask.Response:
-    return token_handler.handle_escaped(flask.request, exc)
+def _contract_app(function, signature_type, enable_id_logging):
+    app = _build(function, signature_type, enable_id_logging)
+    app.add_exception_handler(HTTPException, token_handler.handle_http_exception)
+    app.user_middleware.append(Middleware(token_handler.ContractErrors))  # innermost: sees every escape first
+    return app
+
+
+_aio._token_original_builder = _build
+_aio._create_asgi_app_with_function = _contract_app

@@ -1,5 +1,11 @@
 """One request, start to finish: the contract's checks in order (the first failing one
 answers, nothing rejected reaches Outspeed), the upstream call, the response, one log line.
+Starlette request/response glue around the pure decisions of token_policy.
+
+Bodies: at most MAX_BODY_BYTES + 1 bytes are ever read from the request stream, and only
+once every check before the size check has passed. Whatever the handler leaves unread is
+never buffered: uvicorn stops reading a request body it has 64 KiB of (flow control) and,
+once the response is complete, discards the rest as it arrives.
 """
 from __future__ import annotations
 
@@ -8,22 +14,25 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import flask
-import requests
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 import token_log
+import token_upstream
 from token_policy import (ERRORS, MAX_BODY_BYTES, METHODS, PATHS, PREFLIGHT_HEADERS, Rejection,
                           decide_origin, is_json_content_type, parse_json_object, plan, too_large)
 from token_settings import SETTINGS, Settings
-from token_upstream import SESSION, Minted, mint
+from token_upstream import Minted
 
 # Every response: never cached anywhere (an ephemeral key is single-use and short-lived, and
 # even errors depend on Origin), never sniffed as anything but its declared type.
 BASE_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
 _ERROR_BODIES = {code: json.dumps({"error": code, "message": message}).encode()
                  for code, (_, message) in ERRORS.items()}
-_DRAIN_CHUNK = 64 * 1024
-_DRAIN_MAX_CHUNKS = 1024  # 64 MiB, twice Cloud Run's request limit: the loop always ends
+# Logged (never answered: the caller is gone) when the request body stops midway, whether the
+# client hung up or the server's parser refused the rest (a malformed chunked body: uvicorn
+# answers that 400 itself). nginx's code for "client closed request"; a WARNING, not an ERROR.
+_CLIENT_GONE = (499, "client_closed_request")
 
 
 @dataclass
@@ -42,34 +51,30 @@ def _rejected(rejection: Rejection, agent_id: str | None = None, upstream_status
                    agent_id, upstream_status)
 
 
-def _read_at_most(stream, limit: int) -> bytes:
-    """Up to `limit` bytes of the body; reads may come back short, so loop (each pass either
-    grows the buffer or ends)."""
+def _content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes:
+    """Up to `limit` bytes of the body (more only means "over the limit": the caller checks);
+    stops reading as soon as the limit is passed, so an oversized body is never held."""
     chunks, size = [], 0
-    while size < limit:
-        chunk = stream.read(limit - size)
-        if not chunk:
-            break
+    async for chunk in request.stream():
         chunks.append(chunk)
         size += len(chunk)
+        if size >= limit:
+            break
     return b"".join(chunks)
 
 
-def _drain(stream) -> None:
-    # The framework reads whatever body is left after the response (into memory); discarding
-    # it here in chunks keeps an oversized body from ever being held whole.
-    for _ in range(_DRAIN_MAX_CHUNKS):
-        if not stream.read(_DRAIN_CHUNK):
-            return
+def request_path(request: Request) -> str:
+    """The path as the server received it (percent-decoded, never normalised: "//token" is
+    not "/token"); the contract serves only "/" and "/token" exactly."""
+    return request.scope.get("path") or "/"
 
 
-def request_path(request: flask.Request) -> str:
-    """The path as the server received it. Flask's request.path folds leading slashes
-    ("//token" -> "/token"); the contract serves only "/" and "/token" exactly."""
-    return request.environ.get("PATH_INFO") or "/"
-
-
-def _decide(request: flask.Request, settings: Settings, session: requests.Session, origin_allowed: bool) -> Outcome:
+async def _decide(request: Request, settings: Settings, origin_allowed: bool) -> Outcome:
     if request_path(request) not in PATHS:
         return _rejected(Rejection("not_found"))
     if not origin_allowed:
@@ -79,15 +84,17 @@ def _decide(request: flask.Request, settings: Settings, session: requests.Sessio
         return Outcome(204, "preflight", headers=PREFLIGHT_HEADERS)
     if method != "POST":
         return _rejected(Rejection("method_not_allowed", (("Allow", METHODS),)))
-    if not is_json_content_type(request.headers.get("Content-Type")):
+    # ---- CALLER CREDENTIALS (401 / 503) GO HERE ----------------------------------------
+    # Caller authentication (ID token / App Check) is checked at exactly this point: after the
+    # method, before the content type, and before any of the body is read. Return its
+    # Outcome (via _rejected) on failure; key fetches use token_upstream.fetch.
+    # --------------------------------------------------------------------------------------
+    if not is_json_content_type(request.headers.get("content-type")):
         return _rejected(Rejection("unsupported_media_type"))
-    stream = request.stream
-    if too_large(request.content_length):
-        _drain(stream)
-        return _rejected(Rejection("payload_too_large"))
-    raw = _read_at_most(stream, MAX_BODY_BYTES + 1)
+    if too_large(_content_length(request)):
+        return _rejected(Rejection("payload_too_large"))  # not read at all
+    raw = await _read_at_most(request, MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:  # no (or a lying) Content-Length: count what actually came
-        _drain(stream)
         return _rejected(Rejection("payload_too_large"))
     body = parse_json_object(raw)
     if isinstance(body, Rejection):
@@ -97,7 +104,7 @@ def _decide(request: flask.Request, settings: Settings, session: requests.Sessio
         return _rejected(call)
     if not settings.api_key:
         return _rejected(Rejection("not_configured"), call.agent_id)
-    result = mint(call, settings, session)
+    result = await token_upstream.mint(call, settings)
     if isinstance(result, Minted):
         return Outcome(200, "ok", result.body, (), call.agent_id, result.upstream_status)
     return _rejected(result.rejection, call.agent_id, result.upstream_status)
@@ -109,47 +116,102 @@ def _internal_error(exc: BaseException) -> Outcome:
     return outcome
 
 
-def respond(request: flask.Request, outcome: Outcome, cors: tuple[tuple[str, str], ...],
-            started: float, settings: Settings) -> flask.Response:
-    headers = BASE_HEADERS + cors + outcome.headers
+def _response(outcome: Outcome, cors: tuple[tuple[str, str], ...]) -> Response:
     if outcome.status == 204:
-        response = flask.Response(status=204, headers=headers)
-        del response.headers["Content-Type"]  # no body, so no type (Flask would claim text/html)
+        response = Response(status_code=204)  # no body, so no type and no length
     else:
-        response = flask.Response(outcome.body, status=outcome.status, headers=headers,
-                                  content_type="application/json")
-    get = request.headers.get
-    line = token_log.request_line(
-        method=request.method, path=request_path(request), status=outcome.status, code=outcome.code,
-        elapsed=time.perf_counter() - started, user_agent=get("User-Agent"), remote_ip=request.remote_addr,
-        forwarded_for=get("X-Forwarded-For"), origin=get("Origin"), agent_id=outcome.agent_id,
-        upstream_status=outcome.upstream_status,
-        trace=token_log.trace_fields(get("X-Cloud-Trace-Context"), get("traceparent"), settings.project),
-        stack_trace=outcome.stack_trace)
-    token_log.emit(line, settings.api_key)
+        response = Response(outcome.body, status_code=outcome.status, media_type="application/json")
+    response.raw_headers.extend((name.lower().encode("latin-1"), value.encode("latin-1"))
+                                for name, value in BASE_HEADERS + cors + outcome.headers)
     return response
 
 
-def handle(request: flask.Request, settings: Settings = SETTINGS,
-           session: requests.Session = SESSION) -> flask.Response:
+def log_request(request_method: str, path: str, headers, client, outcome: Outcome, started: float,
+                settings: Settings) -> None:
+    get = headers.get
+    line = token_log.request_line(
+        method=request_method, path=path, status=outcome.status, code=outcome.code,
+        elapsed=time.perf_counter() - started, user_agent=get("user-agent"),
+        remote_ip=client[0] if client else None,
+        forwarded_for=get("x-forwarded-for"), origin=get("origin"), agent_id=outcome.agent_id,
+        upstream_status=outcome.upstream_status,
+        trace=token_log.trace_fields(get("x-cloud-trace-context"), get("traceparent"), settings.project),
+        stack_trace=outcome.stack_trace)
+    token_log.emit(line, settings.api_key)
+
+
+def respond(request: Request, outcome: Outcome, cors: tuple[tuple[str, str], ...],
+            started: float, settings: Settings) -> Response:
+    response = _response(outcome, cors)
+    log_request(request.method, request_path(request), request.headers, request.client, outcome, started, settings)
+    return response
+
+
+def _cors_of(headers, settings: Settings) -> tuple[tuple[str, str], ...]:
+    try:
+        return decide_origin(headers.get("origin"), settings).cors
+    except Exception:  # noqa: BLE001 - an error answer must still go out
+        return ()
+
+
+async def handle(request: Request, settings: Settings = SETTINGS) -> Response:
     started = time.perf_counter()
     cors: tuple[tuple[str, str], ...] = ()
     try:
-        decision = decide_origin(request.headers.get("Origin"), settings)
+        decision = decide_origin(request.headers.get("origin"), settings)
         cors = decision.cors
-        outcome = _decide(request, settings, session, decision.allowed)
+        outcome = await _decide(request, settings, decision.allowed)
+    except ClientDisconnect:
+        outcome = Outcome(*_CLIENT_GONE)
     except Exception as exc:  # noqa: BLE001 - the contract: anything unexpected is internal_error
         outcome = _internal_error(exc)
     return respond(request, outcome, cors, started, settings)
 
 
-def handle_escaped(request: flask.Request, exc: BaseException, settings: Settings = SETTINGS) -> flask.Response:
-    """An exception that escaped the view (raised by the framework around it): still the
-    contract's JSON internal_error, still one log line with the traceback."""
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """The framework's own routing answers (its 404 for /robots.txt and /favicon.ico, a 405
+    for a method its routes do not list) go through the contract like any request: the
+    checks decide, so the answer is exactly what the endpoint gives that path and method."""
+    if getattr(exc, "status_code", None) in (404, 405):
+        return await handle(request)
+    return handle_escaped_request(request, exc)
+
+
+def handle_escaped_request(request: Request, exc: BaseException, settings: Settings = SETTINGS) -> Response:
     started = time.perf_counter()
-    original = getattr(exc, "original_exception", None) or exc
-    try:
-        cors = decide_origin(request.headers.get("Origin"), settings).cors
-    except Exception:  # noqa: BLE001
-        cors = ()
-    return respond(request, _internal_error(original), cors, started, settings)
+    return respond(request, _internal_error(exc), _cors_of(request.headers, settings), started, settings)
+
+
+class ContractErrors:
+    """ASGI middleware: an exception that escapes everything inside it (the framework's
+    routing and wrappers, the view) still answers the contract's JSON internal_error, with
+    no-store and CORS, and logs one line carrying the traceback (key scrubbed). Without it the
+    framework answers a plain-text 500 and logs the traceback unscrubbed."""
+
+    def __init__(self, app, settings: Settings = SETTINGS):
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        response_started = False
+
+        async def tracking_send(message):
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001
+            request = Request(scope)
+            outcome = _internal_error(exc)
+            log_request(scope.get("method", "GET"), scope.get("path") or "/", request.headers, scope.get("client"),
+                        outcome, started, self.settings)
+            if response_started:
+                return  # half an answer is out: nothing more can be said on this connection
+            await _response(outcome, _cors_of(request.headers, self.settings))(scope, receive, send)

@@ -1,51 +1,80 @@
 """The one upstream call: `POST {base}/v1/realtime/sessions` with the API key, through one
-module-level pooled keep-alive session, every outcome mapped to the contract's error table.
+process-wide pooled keep-alive aiohttp session, every outcome mapped to the contract's error
+table. `fetch` offers the same session (and the same whole-answer deadline) to other GETs
+(caller authentication's JWKS / OIDC discovery).
+
+The session is created lazily, on first use, inside the running event loop (aiohttp binds a
+session to its loop; nothing is created at import, so cold start stays fast).
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
-import time
-from http.cookiejar import DefaultCookiePolicy
 from dataclasses import dataclass
+from typing import Mapping
 from urllib.parse import urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
-from urllib3.util.retry import Retry
+import aiohttp
+from multidict import CIMultiDictProxy
 
 import token_json
 from token_policy import Rejection, UpstreamCall
 from token_settings import SETTINGS, Settings
 
 SESSIONS_PATH = "/v1/realtime/sessions"
-# Just over a multiple of 3 s (TCP's SYN retransmit), as the requests docs advise: a connect
-# that has not completed by then is not going to.
+# Just over a multiple of 3 s (TCP's SYN retransmit): a connect that has not completed by
+# then is not going to.
 CONNECT_TIMEOUT_SECONDS = 3.05
-# Retry-After is a delay in seconds or an HTTP-date; anything else is not passed on.
 # A session is a few hundred bytes; an answer this large is not one (and is not read whole).
 MAX_ANSWER_BYTES = 1 << 20
 _CHUNK_BYTES = 16 * 1024
+# How long an idle pooled connection is kept for the next call (Outspeed's side may close it
+# sooner; aiohttp then opens a new one).
+_KEEPALIVE_SECONDS = 30.0
+# Retry-After is a delay in seconds or an HTTP-date; anything else is not passed on.
 _RETRY_AFTER_RE = re.compile(r"[0-9]{1,10}|[A-Za-z]{3}, [0-9]{2} [A-Za-z]{3} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT")
 
-
-def new_session(pool_size: int) -> requests.Session:
-    session = requests.Session()
-    # One pool per host, sized to the worker's threads so every concurrent request can keep
-    # its own warm connection. A refused connect is retried once (the request was never
-    # sent); nothing that may have reached Outspeed is retried, and redirects are not followed.
-    retries = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, raise_on_status=False)
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=retries)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.trust_env = False  # no proxy or netrc surprises from the runtime's environment
-    # Shared by every caller: a cookie Outspeed (or a balancer in front of it) set for one
-    # request must not ride along on the next caller's.
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    return session
+_session: aiohttp.ClientSession | None = None
+_session_loop: asyncio.AbstractEventLoop | None = None
 
 
-SESSION = new_session(SETTINGS.threads)
+def new_session(pool_size: int) -> aiohttp.ClientSession:
+    """Must be called inside the running loop the session will serve."""
+    connector = aiohttp.TCPConnector(
+        # One pool, sized to the instance's request concurrency (THREADS), so every concurrent
+        # request can keep its own warm connection; beyond that a call waits for a free one
+        # (inside its deadline).
+        limit=pool_size, limit_per_host=pool_size, keepalive_timeout=_KEEPALIVE_SECONDS,
+        ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
+        # Shared by every caller: a cookie Outspeed (or a balancer in front of it) set for one
+        # request must never ride along on the next caller's.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,  # no proxy or netrc surprises from the runtime's environment
+        # The whole-answer deadline is enforced per call (asyncio.timeout); only the TCP connect
+        # gets its own, shorter bound here.
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECONDS),
+        raise_for_status=False,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _deadline(seconds: float) -> aiohttp.ClientTimeout:
+    # ceil_threshold: aiohttp would otherwise round deadlines of 5 s and more up to whole seconds.
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=CONNECT_TIMEOUT_SECONDS, ceil_threshold=3600)
+
+
+def session() -> aiohttp.ClientSession:
+    """The process-wide session, created on first use in the running loop (a new loop, as in
+    unit tests that each run their own, gets its own session)."""
+    global _session, _session_loop
+    loop = asyncio.get_running_loop()
+    if _session is None or _session.closed or _session_loop is not loop:
+        _session = new_session(SETTINGS.threads)
+        _session_loop = loop
+    return _session
 
 
 @dataclass(frozen=True)
@@ -93,44 +122,87 @@ def classify(status: int, headers, body: bytes) -> Minted | Failed:
     return Failed(Rejection("upstream_error"), status)
 
 
-def _read_answer(response: requests.Response, deadline: float) -> bytes | None:
-    """The body, or None if it did not all arrive by the deadline (a trickling upstream must
-    not hold a thread past UPSTREAM_TIMEOUT_SECONDS). An answer that cannot be decoded or is
-    too large to be a session reads as empty: classified by its status alone."""
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, never holding more than max_bytes + one chunk; over the cap raises _TooLarge."""
+    length = response.content_length
+    if length is not None and not response.headers.get("Content-Encoding"):
+        if length > max_bytes:
+            raise _TooLarge()
+        return await response.read()  # the common case: a small answer of announced length
     chunks, size = [], 0
-    try:
-        for chunk in response.iter_content(_CHUNK_BYTES):
-            size += len(chunk)
-            if time.monotonic() > deadline:
-                return None
-            if size > MAX_ANSWER_BYTES:
-                return b""
-            chunks.append(chunk)
-    except requests.exceptions.ContentDecodingError:  # e.g. "gzip" that is not
-        return b""
+    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+        size += len(chunk)
+        if size > max_bytes:
+            raise _TooLarge()
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
-def mint(call: UpstreamCall, settings: Settings, session: requests.Session = SESSION) -> Minted | Failed:
+def _is_decoding_error(exc: aiohttp.ClientPayloadError) -> bool:
+    """A body that claims an encoding it does not have (say "gzip" that is not), as opposed to
+    a body cut short or broken chunking."""
+    text = repr(exc) + repr(exc.__cause__) + repr(exc.__context__)
+    return "ContentEncodingError" in text or "Can not decode content-encoding" in text
+
+
+async def mint(call: UpstreamCall, settings: Settings) -> Minted | Failed:
     headers = {
         "Authorization": f"Bearer {settings.api_key}",
         "Content-Type": "application/json",
         "Accept": "application/json",
     }
-    deadline = time.monotonic() + settings.upstream_timeout
+    status: int | None = None
     try:
-        with session.post(sessions_url(settings, call), data=call.body, headers=headers,
-                          timeout=(CONNECT_TIMEOUT_SECONDS, settings.upstream_timeout),
-                          allow_redirects=False, stream=True) as response:
-            body = _read_answer(response, deadline)
-    except requests.Timeout:  # connect or read: no answer in time
-        return Failed(Rejection("upstream_timeout"), None)
-    except requests.ConnectionError as exc:  # refused, DNS, reset, dropped mid-answer
-        # requests reports a read timeout while reading the body as a ConnectionError.
-        timed_out = bool(exc.args) and isinstance(exc.args[0], ReadTimeoutError)
-        return Failed(Rejection("upstream_timeout" if timed_out else "upstream_unreachable"), None)
-    except requests.RequestException:  # broken chunking, a malformed answer: no usable answer
+        # The whole answer (connect, headers and body) within UPSTREAM_TIMEOUT_SECONDS: a slow
+        # or trickling upstream gets a 504, never holds the request longer. aiohttp's `total`
+        # covers exactly that (and costs less per call than wrapping in asyncio.timeout).
+        async with session().post(sessions_url(settings, call), data=call.body, headers=headers,
+                                  allow_redirects=False, timeout=_deadline(settings.upstream_timeout)) as response:
+            status = response.status
+            try:
+                body = await _read_capped(response, MAX_ANSWER_BYTES)
+            except _TooLarge:
+                body = b""  # too large to be a session: classified by its status alone
+            except aiohttp.ClientPayloadError as exc:
+                if not _is_decoding_error(exc):
+                    raise
+                body = b""  # e.g. "gzip" that is not: classified by its status alone
+            return classify(status, response.headers, body)
+    except (TimeoutError, asyncio.TimeoutError):  # connect, headers or body: no whole answer in time
+        return Failed(Rejection("upstream_timeout"), status)
+    except aiohttp.ClientError:  # refused, DNS, reset, dropped mid-answer, broken chunking
         return Failed(Rejection("upstream_unreachable"), None)
-    if body is None:
-        return Failed(Rejection("upstream_timeout"), response.status_code)
-    return classify(response.status_code, response.headers, body)
+
+
+# --- plain GETs on the same session (caller authentication's JWKS / discovery fetches) ---
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int
+    headers: Mapping[str, str]  # case-insensitive mapping
+    body: bytes
+
+
+class FetchError(Exception):
+    """Unreachable, timed out, or a body over max_bytes. The message names the URL and what
+    went wrong, never a body."""
+
+
+async def fetch(url: str, *, timeout: float, max_bytes: int = 1 << 20) -> Fetched:
+    """GET `url` on the pooled session; the whole answer (headers and body) within `timeout`
+    seconds, at most `max_bytes` of body. Any status is returned as is (the caller decides)."""
+    try:
+        async with session().get(url, allow_redirects=False, timeout=_deadline(timeout),
+                                 headers={"Accept": "application/json"}) as response:
+            body = await _read_capped(response, max_bytes)
+            return Fetched(response.status, CIMultiDictProxy(response.headers.copy()), body)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise FetchError(f"GET {url}: no whole answer within {timeout} s") from None
+    except _TooLarge:
+        raise FetchError(f"GET {url}: body over {max_bytes} bytes") from None
+    except aiohttp.ClientError as exc:
+        raise FetchError(f"GET {url}: {type(exc).__name__}") from None

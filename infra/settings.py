@@ -294,6 +294,19 @@ def parse_mapping(values: Mapping[str, Any]) -> Settings:
     return parse(values.get)
 
 
+# How the function's server runs, the same for every stack (tools/function_server.py serves
+# local runs and tests with exactly these).
+SERVER_ENVIRONMENT = {
+    # functions-framework's ASGI mode: the CLI builds only the Starlette app and serves it with
+    # gunicorn + one uvicorn worker (uvloop + httptools); the function is async.
+    "FUNCTION_USE_ASGI": "true",
+    # Trust no peer's X-Forwarded-For (gunicorn's default trusts 127.0.0.1, which uvicorn would
+    # then use to rewrite the client address): the log's remoteIp is always the TCP peer, the
+    # header stays apart as forwardedFor, whatever the client wrote.
+    "FORWARDED_ALLOW_IPS": "",
+}
+
+
 def function_environment(settings: Settings, project: str) -> dict[str, str]:
     """The plain environment variables of DESIGN.md "Function environment".
 
@@ -305,8 +318,12 @@ def function_environment(settings: Settings, project: str) -> dict[str, str]:
         "ALLOW_CLIENT_SESSION_CONFIG": "true" if settings.allow_client_session_config else "false",
         "HTTPS_ORIGINS_ONLY": "true" if settings.https_origins_only else "false",
         "UPSTREAM_TIMEOUT_SECONDS": str(UPSTREAM_TIMEOUT_SECONDS),
+        # The instance's request concurrency. Under the async server it no longer counts
+        # threads: it sizes the function's upstream connection pool (one warm connection per
+        # concurrent request).
         "THREADS": str(settings.concurrency),
         "GOOGLE_CLOUD_PROJECT": project,
+        **SERVER_ENVIRONMENT,
     }
     if settings.allowed_hostnames:
         env["ALLOWED_HOSTNAMES"] = ",".join(settings.allowed_hostnames)

@@ -51,3 +51,17 @@ def test_empty_lists_mean_any_on_both_sides():
     values = {**stackfiles.project_values(stackfiles.stack_config("dev")), "allowedHostnames": [], "agentIds": []}
     _, fn = _function_settings(values)
     assert fn.allowed_hostnames == frozenset() and fn.allowed_agent_ids == frozenset()
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_stack_runs_the_async_server_and_local_runs_match_it(stack):
+    """The deployed function is served by functions-framework's ASGI mode, and the local
+    server (tests, make run, make bench) runs with exactly the same server settings."""
+    from tools.function_server import FunctionServer
+    values = stackfiles.project_values(stackfiles.stack_config(stack))
+    env = function_environment(parse_mapping(values), PROJECT)
+    assert env["FUNCTION_USE_ASGI"] == "true"
+    assert env["FORWARDED_ALLOW_IPS"] == ""  # the log's remoteIp is the TCP peer, never a header
+    local = FunctionServer().env
+    assert {k: local[k] for k in ("FUNCTION_USE_ASGI", "FORWARDED_ALLOW_IPS")} == \
+        {k: env[k] for k in ("FUNCTION_USE_ASGI", "FORWARDED_ALLOW_IPS")}

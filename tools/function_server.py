@@ -1,5 +1,6 @@
-"""Run `function/` the way Cloud Functions does: functions-framework (gunicorn, one worker,
-THREADS threads) in a subprocess, on 127.0.0.1.
+"""Run `function/` the way Cloud Functions does: the functions-framework CLI in ASGI mode
+(FUNCTION_USE_ASGI=true, as the infra sets it: gunicorn master + one uvicorn worker on uvloop
++ httptools) in a subprocess, on 127.0.0.1.
 
 Shared by the function tests, `make run` and `make bench`, so all three exercise the same
 server. The environment is built from scratch (the caller's settings only), so a key in the
@@ -20,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from infra.settings import SERVER_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTION_SOURCE = ROOT / "function" / "main.py"
@@ -43,7 +46,10 @@ class FunctionServer:
         self.port = port or free_port()
         self.host = host
         self.env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
-        self.env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        # The server settings the deployed function gets from the infra (ASGI mode, no trusted
+        # proxy); a caller may still say FUNCTION_USE_ASGI=false to serve an older, Flask-based
+        # source (bench --source).
+        self.env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **SERVER_ENVIRONMENT})
         self.env.update(env or {})
         self.source = Path(source)
         self.inherit_output = inherit_output

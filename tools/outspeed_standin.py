@@ -41,6 +41,7 @@ BEHAVIOURS = {
     "trickle": "success whose body arrives in 8 pieces, `trickle_seconds` apart",
     "nan_json": "200 whose JSON has a NaN (Python accepts it, browsers do not)",
     "drop": "closes the connection without answering",
+    "drip_headers": "success whose status line and headers arrive in 8 pieces, `trickle_seconds` apart",
 }
 
 
@@ -66,6 +67,10 @@ class _State:
     content_encoding: str | None = None  # claimed on every answer, body left as is (a broken gzip)
     api_key: str | None = None
     known_agents: frozenset[str] | None = None
+    # Calls for these agents wait (before answering, whatever the behaviour) until `release` is
+    # set or `slow_seconds` pass: one caller's slow answer while others are served at once.
+    held_agents: frozenset[str] = frozenset()
+    release: threading.Event = field(default_factory=threading.Event)
     requests: list[RecordedRequest] = field(default_factory=list)
     minted: list[str] = field(default_factory=list)
     connections: int = 0
@@ -124,6 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, content_type="application/json", headers=None):
+        if self.state.behaviour == "drip_headers":
+            return self._send_dripping_headers(status, body, content_type)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -140,6 +147,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[start:start + step])
             self.wfile.flush()
             time.sleep(self.state.trickle_seconds)
+
+    def _send_dripping_headers(self, status: int, body: bytes, content_type: str):
+        head = (f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        step = -(-len(head) // 8)
+        for start in range(0, len(head), step):
+            self.wfile.write(head[start:start + step])
+            self.wfile.flush()
+            time.sleep(self.state.trickle_seconds)
+        self.wfile.write(body)
 
     def _error(self, status: int, message: str, headers=None):
         self._send(status, json.dumps({"error": {"message": message}}).encode(), headers=headers)
@@ -174,6 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour == "slow":
             time.sleep(st.slow_seconds)
         agent_id = query.get("agent_id", [None])[0]
+        if agent_id in st.held_agents:
+            st.release.wait(st.slow_seconds)
         if behaviour in {"401", "403", "404", "500", "400"}:
             return self._error(int(behaviour), f"scripted {behaviour}")
         if behaviour == "429":
@@ -244,6 +263,9 @@ class OutspeedStandIn:
             self.state.connections = 0
         self.state.behaviour = "success"
         self.state.content_encoding = None
+        self.state.held_agents = frozenset()
+        self.state.release.set()  # let any held call go before the next test
+        self.state.release = threading.Event()
 
     def start(self) -> "OutspeedStandIn":
         handler = type("Handler", (_Handler,), {"state": self.state})

@@ -1,32 +1,58 @@
-"""internal_error: the one contract row no well-behaved upstream can trigger. Exercised in
-process by handing the handler a session that blows up (with the key in its message, as a
-careless library might), then checking the response says nothing and the log line carries
-the traceback with the key scrubbed.
+"""internal_error: the one contract row no well-behaved upstream can trigger, and the
+framework's own answers (robots.txt, favicon.ico, unlisted methods, escaped exceptions) that
+must still be the contract's. Exercised in process on the real ASGI app functions-framework
+builds from function/main.py, called directly (no HTTP client library in between).
 """
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
-import flask
 import pytest
+from starlette.requests import Request
 
+import functions_framework.aio
 import main
 import token_handler
-from token_settings import Settings
+import token_upstream
+from token_settings import SETTINGS as ENV_SETTINGS, Settings
 
 KEY = "sk-unit-handler-5f1c0e9a7b"
 SETTINGS = Settings(api_key=KEY, allowed_hostnames=frozenset({"app.example.com"}), project="p")
-APP = flask.Flask("unit")
+MAIN = str(Path(main.__file__).resolve())
 
 
-class ExplodingSession:
-    def post(self, url, **kwargs):
-        raise RuntimeError(f"boom while calling {url} with Bearer {KEY}")
+def scope(method="POST", path="/token", headers=(), client=("203.0.113.9", 5000)):
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+            "client": client, "server": ("127.0.0.1", 8080)}
 
 
-def request_context(body=b'{"agentId": "agent-1"}', origin="https://app.example.com", path="/token"):
-    return APP.test_request_context(path, method="POST", data=body, content_type="application/json",
-                                    headers={"Origin": origin, "User-Agent": "unit"})
+def receiver(body: bytes):
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+    return receive
+
+
+async def call_app(app, method="POST", path="/token", headers=(), body=b""):
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+    await app(scope(method, path, headers), receiver(body), send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], headers, body
+
+
+def request_of(body=b'{"agentId": "agent-1"}', origin="https://app.example.com", path="/token", method="POST"):
+    headers = [("Content-Type", "application/json"), ("Origin", origin), ("User-Agent", "unit")]
+    return Request(scope(method, path, headers), receiver(body))
 
 
 def only_log_line(capsys) -> dict:
@@ -35,51 +61,99 @@ def only_log_line(capsys) -> dict:
     return json.loads(lines[0])
 
 
-def test_an_unexpected_exception_is_500_internal_error_and_says_nothing_more(capsys):
-    with request_context():
-        response = token_handler.handle(flask.request, SETTINGS, ExplodingSession())
+@pytest.fixture
+def app():
+    return functions_framework.aio.create_asgi_app(target="token", source=MAIN)
+
+
+@pytest.fixture
+def exploding_upstream(monkeypatch):
+    async def boom(call, settings):
+        raise RuntimeError(f"boom while calling with Bearer {KEY}")
+    monkeypatch.setattr(token_upstream, "mint", boom)
+
+
+def test_an_unexpected_exception_is_500_internal_error_and_says_nothing_more(exploding_upstream, capsys):
+    response = asyncio.run(token_handler.handle(request_of(), SETTINGS))
     assert response.status_code == 500
-    assert json.loads(response.get_data()) == {"error": "internal_error", "message": "Internal error."}
+    assert json.loads(response.body) == {"error": "internal_error", "message": "Internal error."}
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
-    assert "boom" not in response.get_data(as_text=True)
+    assert b"boom" not in response.body
     line = only_log_line(capsys)
     assert line["severity"] == "ERROR" and line["code"] == "internal_error"
     assert "Traceback" in line["message"] and "RuntimeError: boom" in line["message"]
     assert KEY not in json.dumps(line)
     assert "[redacted]" in line["message"]
+    assert line["httpRequest"]["remoteIp"] == "203.0.113.9"  # from the ASGI client
 
 
-def test_contract_errors_are_not_tracebacks(capsys):
-    with request_context(body=b'{"agentId": "agent&1"}'):
-        response = token_handler.handle(flask.request, SETTINGS, ExplodingSession())
+def test_contract_errors_are_not_tracebacks(exploding_upstream, capsys):
+    response = asyncio.run(token_handler.handle(request_of(body=b'{"agentId": "agent&1"}'), SETTINGS))
     assert response.status_code == 400
     line = only_log_line(capsys)
     assert "Traceback" not in line["message"] and line["severity"] == "WARNING"
 
 
-def test_escaped_exceptions_become_internal_error_too(capsys):
-    with request_context():
-        try:
-            raise ValueError("escaped from the framework")
-        except ValueError as exc:
-            response = token_handler.handle_escaped(flask.request, exc, SETTINGS)
-    assert response.status_code == 500
-    assert json.loads(response.get_data())["error"] == "internal_error"
-    assert response.headers["Cache-Control"] == "no-store"
-    assert "ValueError: escaped" in only_log_line(capsys)["message"]
+def test_an_exception_escaping_the_view_is_the_contracts_internal_error(app, monkeypatch, capsys):
+    # Raised outside handle()'s own guard, where the framework would answer a plain-text 500.
+    async def escaping(request, settings=ENV_SETTINGS):
+        raise ValueError("escaped from the framework")
+    monkeypatch.setattr(token_handler, "handle", escaping)
+    status, headers, body = asyncio.run(call_app(app, headers=[("Origin", "https://app.example.com")]))
+    assert status == 500
+    assert json.loads(body) == {"error": "internal_error", "message": "Internal error."}
+    assert headers["cache-control"] == "no-store" and headers["content-type"] == "application/json"
+    assert "access-control-allow-origin" in headers
+    line = only_log_line(capsys)
+    assert line["code"] == "internal_error" and "ValueError: escaped" in line["message"]
 
 
-def test_main_exposes_the_token_entry_point():
-    assert callable(main.token)
-    with APP.test_request_context("/token", method="GET"):
-        response = main.token(flask.request)
+@pytest.mark.parametrize("path", ["/robots.txt", "/favicon.ico"])
+def test_the_frameworks_own_404_routes_answer_the_contract(app, path, capsys):
+    status, headers, body = asyncio.run(call_app(app, "GET", path))
+    assert status == 404 and json.loads(body)["error"] == "not_found"
+    assert headers["cache-control"] == "no-store" and headers["content-type"] == "application/json"
+    assert only_log_line(capsys)["httpRequest"]["requestUrl"] == path
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "CONNECT"])
+def test_methods_the_frameworks_routes_do_not_list_answer_the_contract(app, method, capsys):
+    status, headers, body = asyncio.run(call_app(app, method, "/token"))
+    assert status == 405 and json.loads(body)["error"] == "method_not_allowed"
+    assert headers["allow"] == "POST, OPTIONS"
+    assert only_log_line(capsys)["code"] == "method_not_allowed"
+
+
+def test_main_exposes_the_async_token_entry_point(capsys):
+    assert asyncio.iscoroutinefunction(main.token)
+    response = asyncio.run(main.token(request_of(method="GET")))
     assert response.status_code == 405 and response.headers["Allow"] == "POST, OPTIONS"
+
+
+def test_importing_main_twice_hooks_the_app_builder_once(app):
+    builder = functions_framework.aio._create_asgi_app_with_function
+    assert builder.__name__ == "_contract_app"
+    assert functions_framework.aio._token_original_builder.__name__ == "_create_asgi_app_with_function"
+    assert sum(1 for m in app.user_middleware if m.cls is token_handler.ContractErrors) == 1
 
 
 @pytest.mark.parametrize("path", ["/token", "/"])
 def test_preflight_has_no_body_and_no_content_type(path, capsys):
-    with APP.test_request_context(path, method="OPTIONS", headers={"Origin": "https://app.example.com"}):
-        response = token_handler.handle(flask.request, SETTINGS)
+    request = Request(scope("OPTIONS", path, [("Origin", "https://app.example.com")]), receiver(b""))
+    response = asyncio.run(token_handler.handle(request, SETTINGS))
     assert response.status_code == 204
-    assert response.get_data() == b"" and "Content-Type" not in response.headers
+    assert response.body == b""
+    names = {k.lower() for k, _ in response.raw_headers}
+    assert b"content-type" not in names and b"content-length" not in names
+
+
+def test_a_client_gone_midway_is_logged_as_such_not_as_an_error(capsys):
+    async def receive():
+        return {"type": "http.disconnect"}
+    request = Request(scope("POST", "/token", [("Content-Type", "application/json"),
+                                                ("Origin", "https://app.example.com")]), receive)
+    asyncio.run(token_handler.handle(request, SETTINGS))
+    line = only_log_line(capsys)
+    assert line["code"] == "client_closed_request" and line["severity"] == "WARNING"
+    assert "Traceback" not in line["message"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from urllib.parse import unquote
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bench import contract
-from function_helpers import API_KEY, own_stack
+from function_helpers import API_KEY, log_lines, own_stack
 
 ALLOWED_HOSTS = ("app.example.com", "localhost")
 ALLOWED_AGENTS = ("agent-1", "agent:2.v_3")
@@ -113,8 +114,10 @@ origins = st.one_of(
                      "https://user@app.example.com"]),
     _printable,
 )
+# Every method the HTTP parser (httptools) knows reaches the app; a token it does not know
+# (say FOO) is refused by the server before the app: test_an_unknown_method_never_reaches_the_app.
 methods = st.sampled_from(["POST", "POST", "POST", "OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PATCH",
-                           "TRACE", "PROPFIND", "FOO"])
+                           "TRACE", "PROPFIND", "MKCOL"])
 paths = st.one_of(
     st.sampled_from(["/token", "/token", "/", "/token?x=1", "/%74oken", "/token/", "/tokens", "/TOKEN",
                      "/robots.txt", "/favicon.ico", "/x/token", "/x//token", "/token%00", "/..%2ftoken"]),
@@ -253,6 +256,26 @@ def test_every_answer_is_the_contracts(stack, request):
     assert API_KEY not in text
     own = response.json()["client_secret"]["value"] if got == "ok" else None
     RESPONSES.append((text, own))
+
+
+def test_an_unknown_method_never_reaches_the_app(stack):
+    """httptools parses only the methods it knows (the IANA list); any other token is a parse
+    error that uvicorn answers itself, before the app: a plain 400 with the connection closed.
+    It never reaches the app or Outspeed and logs no ERROR (the gthread server passed such a
+    method to the app, which answered 405; both refuse it)."""
+    upstream, server = stack
+    before, lines_before = len(upstream.requests), len(log_lines(server))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=CLIENT_TIMEOUT) as sock:
+        sock.sendall(b"FOO /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 17\r\n\r\n{\"agentId\": \"a\"}")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert len(upstream.requests) == before
+    new = log_lines(server)[lines_before:]
+    assert not [line for line in new if line.get("severity") == "ERROR"]
+    assert "Traceback" not in server.output()
 
 
 def test_no_secret_anywhere_after_the_barrage(stack):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import asyncio
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -211,13 +212,20 @@ def test_the_shared_session_keeps_no_cookies_between_callers():
     server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    try:
+    async def two_calls():
         session = new_session(2)
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        for _ in range(2):
-            assert session.post(url, timeout=5).status_code == 200
+        try:
+            for _ in range(2):
+                async with session.post(url) as response:
+                    assert response.status == 200
+            return len(session.cookie_jar)
+        finally:
+            await session.close()
+
+    try:
+        assert asyncio.run(two_calls()) == 0
         assert seen == [None, None]
-        assert len(session.cookies) == 0
     finally:
         server.shutdown()
         server.server_close()

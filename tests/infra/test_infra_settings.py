@@ -187,6 +187,8 @@ def test_function_environment_matches_the_design_contract():
         "SESSION_CONFIG": json.dumps({"model": "m", "voice": "alloy"}, separators=(",", ":")),
         "THREADS": "16",
         "UPSTREAM_TIMEOUT_SECONDS": "10",
+        "FUNCTION_USE_ASGI": "true",  # the async server (functions-framework's ASGI mode)
+        "FORWARDED_ALLOW_IPS": "",    # no trusted proxy: remoteIp is the TCP peer
     }
     assert "OUTSPEED_API_KEY" not in env
 
