@@ -38,6 +38,7 @@ class Authenticator:
 
     def __init__(self, auth: CallerAuth, fetch: Fetch, clock: Callable[[], float] = time.monotonic):
         self.auth = auth
+        self.enabled = auth.enabled  # read on every request: a plain attribute
         self.id_keys = self.app_check_keys = None
         if auth.id_token is not None:
             check = auth.id_token
@@ -46,10 +47,6 @@ class Authenticator:
                                      issuer=check.issuer, clock=clock)
         if auth.app_check is not None:
             self.app_check_keys = KeySource(fetch, jwks_uri=auth.app_check.jwks_uri, clock=clock)
-
-    @property
-    def enabled(self) -> bool:
-        return self.auth.enabled
 
     async def check(self, authorization: str | None, app_check: str | None) -> Caller | Denied:
         if not token_auth.library_loaded():

@@ -95,17 +95,16 @@ async def _decide(request: Request, settings: Settings, origin_allowed: bool,
         return _rejected(Rejection("method_not_allowed", (("Allow", METHODS),)))
     # Caller credentials: after the method, before the content type and before any of the body
     # is read (DESIGN.md, "Order of checks").
-    subject = app_id = None
-    if authenticator.enabled:
-        caller = await authenticator.check(request.headers.get("authorization"),
-                                           request.headers.get("x-firebase-appcheck"))
-        if isinstance(caller, Denied):
-            outcome = _rejected(caller.rejection)
-            outcome.auth_problem = caller.reason
-            return outcome
-        subject, app_id = caller.subject, caller.app_id
+    if not authenticator.enabled:
+        return await _after_credentials(request, settings)
+    caller = await authenticator.check(request.headers.get("authorization"),
+                                       request.headers.get("x-firebase-appcheck"))
+    if isinstance(caller, Denied):
+        outcome = _rejected(caller.rejection)
+        outcome.auth_problem = caller.reason
+        return outcome
     outcome = await _after_credentials(request, settings)
-    outcome.subject, outcome.app_id = subject, app_id
+    outcome.subject, outcome.app_id = caller.subject, caller.app_id
     return outcome
 
 

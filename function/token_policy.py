@@ -4,12 +4,13 @@ straight line (DESIGN.md, "HTTP contract of the endpoint").
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import token_json
-from token_settings import AGENT_ID_RE, Settings
+from token_settings import AGENT_ID_RE, CallerAuth, Settings
 
 PATHS = frozenset({"/", "/token"})
 METHODS = "POST, OPTIONS"
@@ -150,8 +151,13 @@ def preflight_headers(settings: Settings) -> tuple[tuple[str, str], ...]:
     """The preflight's answer headers: the request headers page code may send grow with the
     caller checks that are on (the preflight itself never needs credentials)."""
     auth = settings.caller_auth
-    if not auth.enabled:
+    if auth.id_token is None and auth.app_check is None:
         return PREFLIGHT_HEADERS
+    return _preflight_with_credentials(auth)
+
+
+@functools.lru_cache(maxsize=8)
+def _preflight_with_credentials(auth: CallerAuth) -> tuple[tuple[str, str], ...]:
     allowed = "Content-Type"
     if auth.id_token is not None:
         allowed += ", Authorization"
