@@ -15,8 +15,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt function/requirements.
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# make run AUTH=demo: a local ID-token issuer, and the endpoint requires its tokens.
 run: $(VENV)/.installed
-	$(PY) -m tools.devserver
+	$(PY) -m tools.devserver $(if $(AUTH),--auth $(AUTH))
 
 plan: $(VENV)/.installed
 	$(PY) -m tools.plan $(STACK)

@@ -19,8 +19,9 @@ from starlette.responses import Response
 
 import token_log
 import token_upstream
-from token_policy import (ERRORS, MAX_BODY_BYTES, METHODS, PATHS, PREFLIGHT_HEADERS, Rejection,
-                          decide_origin, is_json_content_type, parse_json_object, plan, too_large)
+from token_caller import Authenticator, Denied
+from token_policy import (ERRORS, MAX_BODY_BYTES, METHODS, PATHS, Rejection, decide_origin, is_json_content_type,
+                          parse_json_object, plan, preflight_headers, too_large)
 from token_settings import SETTINGS, Settings
 from token_upstream import Minted
 
@@ -33,6 +34,10 @@ _ERROR_BODIES = {code: json.dumps({"error": code, "message": message}).encode()
 # client hung up or the server's parser refused the rest (a malformed chunked body: uvicorn
 # answers that 400 itself). nginx's code for "client closed request"; a WARNING, not an ERROR.
 _CLIENT_GONE = (499, "client_closed_request")
+# Caller authentication for the process: its key caches live as long as the worker, and its
+# key fetches go through the pooled session (token_upstream.fetch). Built here, at import,
+# without any I/O: keys are fetched when a token first needs one.
+AUTHENTICATOR = Authenticator(SETTINGS.caller_auth, token_upstream.fetch)
 
 
 @dataclass
@@ -44,6 +49,9 @@ class Outcome:
     agent_id: str | None = None
     upstream_status: int | None = None
     stack_trace: str | None = None
+    subject: str | None = None  # the verified caller (ID token `sub`)
+    app_id: str | None = None  # the verified app (App Check token `sub`)
+    auth_problem: str | None = None  # why a caller was refused (never a token)
 
 
 def _rejected(rejection: Rejection, agent_id: str | None = None, upstream_status: int | None = None) -> Outcome:
@@ -74,21 +82,33 @@ def request_path(request: Request) -> str:
     return request.scope.get("path") or "/"
 
 
-async def _decide(request: Request, settings: Settings, origin_allowed: bool) -> Outcome:
+async def _decide(request: Request, settings: Settings, origin_allowed: bool,
+                  authenticator: Authenticator) -> Outcome:
     if request_path(request) not in PATHS:
         return _rejected(Rejection("not_found"))
     if not origin_allowed:
         return _rejected(Rejection("origin_not_allowed"))
     method = request.method
     if method == "OPTIONS":
-        return Outcome(204, "preflight", headers=PREFLIGHT_HEADERS)
+        return Outcome(204, "preflight", headers=preflight_headers(settings))  # never needs credentials
     if method != "POST":
         return _rejected(Rejection("method_not_allowed", (("Allow", METHODS),)))
-    # ---- CALLER CREDENTIALS (401 / 503) GO HERE ----------------------------------------
-    # Caller authentication (ID token / App Check) is checked at exactly this point: after the
-    # method, before the content type, and before any of the body is read. Return its
-    # Outcome (via _rejected) on failure; key fetches use token_upstream.fetch.
-    # --------------------------------------------------------------------------------------
+    # Caller credentials: after the method, before the content type and before any of the body
+    # is read (DESIGN.md, "Order of checks").
+    if not authenticator.enabled:
+        return await _after_credentials(request, settings)
+    caller = await authenticator.check(request.headers.get("authorization"),
+                                       request.headers.get("x-firebase-appcheck"))
+    if isinstance(caller, Denied):
+        outcome = _rejected(caller.rejection)
+        outcome.auth_problem = caller.reason
+        return outcome
+    outcome = await _after_credentials(request, settings)
+    outcome.subject, outcome.app_id = caller.subject, caller.app_id
+    return outcome
+
+
+async def _after_credentials(request: Request, settings: Settings) -> Outcome:
     if not is_json_content_type(request.headers.get("content-type")):
         return _rejected(Rejection("unsupported_media_type"))
     if too_large(_content_length(request)):
@@ -136,7 +156,8 @@ def log_request(request_method: str, path: str, headers, client, outcome: Outcom
         forwarded_for=get("x-forwarded-for"), origin=get("origin"), agent_id=outcome.agent_id,
         upstream_status=outcome.upstream_status,
         trace=token_log.trace_fields(get("x-cloud-trace-context"), get("traceparent"), settings.project),
-        stack_trace=outcome.stack_trace)
+        stack_trace=outcome.stack_trace, subject=outcome.subject, app_id=outcome.app_id,
+        auth_problem=outcome.auth_problem)
     token_log.emit(line, settings.api_key)
 
 
@@ -154,13 +175,14 @@ def _cors_of(headers, settings: Settings) -> tuple[tuple[str, str], ...]:
         return ()
 
 
-async def handle(request: Request, settings: Settings = SETTINGS) -> Response:
+async def handle(request: Request, settings: Settings = SETTINGS,
+                 authenticator: Authenticator = AUTHENTICATOR) -> Response:
     started = time.perf_counter()
     cors: tuple[tuple[str, str], ...] = ()
     try:
         decision = decide_origin(request.headers.get("origin"), settings)
         cors = decision.cors
-        outcome = await _decide(request, settings, decision.allowed)
+        outcome = await _decide(request, settings, decision.allowed, authenticator)
     except ClientDisconnect:
         outcome = Outcome(*_CLIENT_GONE)
     except Exception as exc:  # noqa: BLE001 - the contract: anything unexpected is internal_error

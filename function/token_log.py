@@ -1,7 +1,8 @@
 """One structured JSON line per request on stdout, in the shape Cloud Logging parses
 (https://cloud.google.com/logging/docs/structured-logging): severity, message, httpRequest,
 trace. What is never logged: the API key (scrubbed even from tracebacks), ephemeral key
-values (the upstream answer is never passed here) and request bodies.
+values (the upstream answer is never passed here), request bodies and caller tokens (only
+the verified `subject` and `appId` of a caller, and a short reason when one was refused).
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def severity_of(status: int) -> str:
 def request_line(*, method: str, path: str, status: int, code: str, elapsed: float,
                  user_agent: str | None, remote_ip: str | None, forwarded_for: str | None, origin: str | None,
                  agent_id: str | None, upstream_status: int | None, trace: dict[str, str],
-                 stack_trace: str | None = None) -> str:
+                 stack_trace: str | None = None, subject: str | None = None, app_id: str | None = None,
+                 auth_problem: str | None = None) -> str:
     message = f"{method} {_cut(path)} {status} {code}"
     if stack_trace:
         message += "\n" + stack_trace  # Error Reporting picks the traceback up from the message
@@ -75,6 +77,13 @@ def request_line(*, method: str, path: str, status: int, code: str, elapsed: flo
         "latencyMs": round(elapsed * 1000, 3),
         **trace,
     }
+    # Caller authentication (only where it is on): verified identities, or why none was.
+    if subject is not None:
+        entry["subject"] = _cut(subject)
+    if app_id is not None:
+        entry["appId"] = _cut(app_id)
+    if auth_problem is not None:
+        entry["authProblem"] = _cut(auth_problem)
     return json.dumps(entry, separators=(",", ":"))
 
 

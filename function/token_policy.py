@@ -4,12 +4,13 @@ straight line (DESIGN.md, "HTTP contract of the endpoint").
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import token_json
-from token_settings import AGENT_ID_RE, Settings
+from token_settings import AGENT_ID_RE, CallerAuth, Settings
 
 PATHS = frozenset({"/", "/token"})
 METHODS = "POST, OPTIONS"
@@ -35,6 +36,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_source": (400, "source must be a string of 1-64 characters from A-Z a-z 0-9 . _ -"),
     "agent_id_required": (400, "agentId is required."),
     "session_config_not_allowed": (400, "Only agentId and source may be sent; the session config is set on the server."),
+    "unauthenticated": (401, "Sign in first: send a valid ID token as Authorization: Bearer <token>."),
+    "app_check_failed": (401, "This request did not come from a verified app (X-Firebase-AppCheck)."),
     "origin_not_allowed": (403, "This origin may not request tokens."),
     "agent_not_allowed": (403, "This agent is not served by this endpoint."),
     "not_found": (404, "Not found. POST to /token."),
@@ -45,6 +48,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "upstream_rate_limited": (429, "Outspeed is rate limiting token requests; retry later."),
     "not_configured": (500, "The token endpoint has no Outspeed API key configured."),
     "internal_error": (500, "Internal error."),
+    "auth_unavailable": (503, "Caller verification is unavailable right now; retry later."),
     "upstream_auth_failed": (502, "Outspeed rejected this endpoint's API key."),
     "upstream_error": (502, "Outspeed failed to create a session."),
     "upstream_bad_response": (502, "Outspeed answered without an ephemeral key."),
@@ -93,12 +97,25 @@ def parse_origin(origin: str) -> tuple[str, str] | None:
     return match.group(1).lower(), match.group(2).lower()
 
 
-# Lets cross-origin page code read Retry-After on a 429 (CORS hides non-safelisted headers).
+# Lets cross-origin page code read Retry-After on a 429 or 503 (CORS hides non-safelisted
+# headers), and WWW-Authenticate on a 401 when ID tokens are checked.
 _EXPOSE = (("Access-Control-Expose-Headers", "Retry-After"),)
+_EXPOSE_AUTH = (("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate"),)
 _ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"),) + _EXPOSE
+_ANY_ORIGIN_AUTH = (("Access-Control-Allow-Origin", "*"),) + _EXPOSE_AUTH
 
 
 def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
+    decision = _decide_origin(origin, settings)
+    if settings.caller_auth.id_token is None:
+        return decision
+    # Same decision; only the exposed headers grow (a pure function of the settings).
+    cors = tuple(_EXPOSE_AUTH[0] if name == "Access-Control-Expose-Headers" else (name, value)
+                 for name, value in decision.cors)
+    return OriginDecision(decision.allowed, cors)
+
+
+def _decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
     allowlist = settings.allowed_hostnames
     if not allowlist:
         # Any origin (and native apps without one); only https-only can still refuse a
@@ -122,6 +139,36 @@ def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
         return OriginDecision(False, vary)
     # Echo exactly what the browser sent (it matched the strict origin grammar above).
     return OriginDecision(True, (("Access-Control-Allow-Origin", origin),) + vary + _EXPOSE)
+
+
+# ---- caller credentials -----------------------------------------------------------------
+
+UNAUTHENTICATED = Rejection("unauthenticated", (("WWW-Authenticate", 'Bearer realm="outspeed-token"'),))
+APP_CHECK_FAILED = Rejection("app_check_failed")
+
+
+def preflight_headers(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The preflight's answer headers: the request headers page code may send grow with the
+    caller checks that are on (the preflight itself never needs credentials)."""
+    auth = settings.caller_auth
+    if auth.id_token is None and auth.app_check is None:
+        return PREFLIGHT_HEADERS
+    return _preflight_with_credentials(auth)
+
+
+@functools.lru_cache(maxsize=8)
+def _preflight_with_credentials(auth: CallerAuth) -> tuple[tuple[str, str], ...]:
+    allowed = "Content-Type"
+    if auth.id_token is not None:
+        allowed += ", Authorization"
+    if auth.app_check is not None:
+        allowed += ", X-Firebase-AppCheck"
+    return tuple((name, allowed if name == "Access-Control-Allow-Headers" else value)
+                 for name, value in PREFLIGHT_HEADERS)
+
+
+def auth_unavailable(retry_after: int) -> Rejection:
+    return Rejection("auth_unavailable", (("Retry-After", str(max(1, int(retry_after)))),))
 
 
 # ---- request shape ---------------------------------------------------------------------

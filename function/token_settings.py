@@ -37,6 +37,54 @@ class SettingsError(ValueError):
     """A malformed environment variable; the message names it and says what is expected."""
 
 
+# ---- caller authentication (DESIGN.md, "Caller authentication") ------------------------
+DEFAULT_APP_CHECK_JWKS_URI = "https://firebaseappcheck.googleapis.com/v1/jwks"
+# Only these hosts may serve keys over plain http: local runs and tests, never the network.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+PROJECT_NUMBER_RE = re.compile(r"[0-9]{1,20}")
+# Firebase app ids look like 1:123456789012:web:0a1b2c3d4e5f; kept lenient beyond the alphabet.
+APP_ID_RE = re.compile(r"[A-Za-z0-9:._-]{1,128}")
+AUDIENCE_RE = re.compile(r"[\x21-\x7e]{1,512}")
+
+
+@dataclass(frozen=True)
+class IdTokenCheck:
+    """`Authorization: Bearer <ID token>` from this issuer, for this audience."""
+    issuer: str
+    audience: str
+    jwks_uri: str | None = None  # None: `jwks_uri` of {issuer}/.well-known/openid-configuration
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True)
+class AppCheckCheck:
+    """`X-Firebase-AppCheck: <App Check token>` of this Firebase project (and these apps)."""
+    project_number: str
+    app_ids: frozenset[str] = frozenset()  # empty: any app of the project
+    jwks_uri: str = DEFAULT_APP_CHECK_JWKS_URI
+
+    @property
+    def issuer(self) -> str:
+        return f"https://firebaseappcheck.googleapis.com/{self.project_number}"
+
+    @property
+    def audience(self) -> str:
+        return f"projects/{self.project_number}"
+
+
+@dataclass(frozen=True)
+class CallerAuth:
+    id_token: IdTokenCheck | None = None
+    app_check: AppCheckCheck | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.id_token is not None or self.app_check is not None
+
+
 @dataclass(frozen=True)
 class Settings:
     api_key: str | None = None
@@ -51,6 +99,7 @@ class Settings:
     project: str | None = None
     # False (prod): an empty allowed_agent_ids means "no agent flow", not "any agent".
     allow_any_agent: bool = True
+    caller_auth: CallerAuth = CallerAuth()
 
     def __repr__(self) -> str:  # never print the key, even in a debugger or a traceback
         return (f"Settings(api_key={'<set>' if self.api_key else None}, api_base={self.api_base!r}, "
@@ -58,7 +107,8 @@ class Settings:
                 f"session_config={'<set>' if self.session_config is not None else None}, "
                 f"allow_client_session_config={self.allow_client_session_config}, "
                 f"https_origins_only={self.https_origins_only}, upstream_timeout={self.upstream_timeout}, "
-                f"threads={self.threads}, project={self.project!r}, allow_any_agent={self.allow_any_agent})")
+                f"threads={self.threads}, project={self.project!r}, allow_any_agent={self.allow_any_agent}, "
+                f"caller_auth={self.caller_auth!r})")
 
     __str__ = __repr__
 
@@ -179,6 +229,62 @@ def _threads(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _key_url(env: Mapping[str, str], name: str, *, query_ok: bool = True) -> str | None:
+    """An https URL (http only for a loopback host) where keys or their issuer live."""
+    raw = _text(env, name)
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        parts = None
+    ok = (parts is not None and parts.hostname and not parts.username and not parts.password
+          and not parts.fragment and (query_ok or not parts.query)
+          and (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)))
+    if not ok:
+        raise SettingsError(f"{name} must be an https URL (http only for localhost, 127.0.0.1 or [::1])"
+                            f"{'' if query_ok else ' without query'}, got {_show(raw)}")
+    return raw
+
+
+def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
+    issuer = _key_url(env, "AUTH_ID_TOKEN_ISSUER", query_ok=False)
+    audience = _text(env, "AUTH_ID_TOKEN_AUDIENCE")
+    id_jwks = _key_url(env, "AUTH_ID_TOKEN_JWKS_URI")
+    id_token = None
+    if issuer:
+        if not audience:
+            raise SettingsError("AUTH_ID_TOKEN_AUDIENCE is required with AUTH_ID_TOKEN_ISSUER "
+                                "(the `aud` your issuer puts in ID tokens, e.g. the Firebase project id)")
+        if not AUDIENCE_RE.fullmatch(audience):
+            raise SettingsError(f"AUTH_ID_TOKEN_AUDIENCE must be 1-512 visible ASCII characters, got {_show(audience)}")
+        id_token = IdTokenCheck(issuer, audience, id_jwks)
+    else:
+        # A half-configured check would silently check nothing: refuse it.
+        for name, value in (("AUTH_ID_TOKEN_AUDIENCE", audience), ("AUTH_ID_TOKEN_JWKS_URI", id_jwks)):
+            if value:
+                raise SettingsError(f"{name} is set but AUTH_ID_TOKEN_ISSUER is not: set both, or neither")
+
+    project_number = _text(env, "AUTH_APP_CHECK_PROJECT_NUMBER")
+    app_ids = _list(env, "AUTH_APP_CHECK_APP_IDS")
+    app_jwks = _key_url(env, "AUTH_APP_CHECK_JWKS_URI") or DEFAULT_APP_CHECK_JWKS_URI
+    app_check = None
+    if project_number:
+        if not PROJECT_NUMBER_RE.fullmatch(project_number):
+            raise SettingsError("AUTH_APP_CHECK_PROJECT_NUMBER must be the Firebase project number "
+                                f"(digits, like 123456789012), got {_show(project_number)}")
+        for app_id in app_ids:
+            if not APP_ID_RE.fullmatch(app_id):
+                raise SettingsError(f"AUTH_APP_CHECK_APP_IDS entry {_show(app_id)} is not a Firebase app id "
+                                    "(like 1:123456789012:web:0a1b2c3d4e5f)")
+        app_check = AppCheckCheck(project_number, frozenset(app_ids), app_jwks)
+    elif app_ids:
+        raise SettingsError("AUTH_APP_CHECK_APP_IDS is set but AUTH_APP_CHECK_PROJECT_NUMBER is not: "
+                            "set the project number too")
+    return CallerAuth(id_token, app_check)
+
+
 def from_env(env: Mapping[str, str]) -> Settings:
     """Parse and validate; raises SettingsError naming the first malformed variable."""
     return Settings(
@@ -194,6 +300,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         project=_text(env, "GOOGLE_CLOUD_PROJECT") or None,
         # Unset = true: the documented dev meaning of an empty ALLOWED_AGENT_IDS (any agent).
         allow_any_agent=_bool(env, "ALLOW_ANY_AGENT", True),
+        caller_auth=_caller_auth(env),
     )
 
 

@@ -5,12 +5,16 @@
   settings -> function-environment code, so it behaves as the deployed dev stack does;
 - with no OUTSPEED_API_KEY in the environment, an embedded OutspeedStandIn as the upstream
   (announced); with one, the real Outspeed API (OUTSPEED_API_BASE overrides the base URL);
-- examples/web/ on http://localhost:5173.
+- examples/web/ on http://localhost:5173;
+- with `--auth demo` (`make run AUTH=demo`): a local OIDC issuer (tools/demo_issuer.py) and the
+  endpoint configured to require its ID tokens (AUTH_ID_TOKEN_ISSUER / AUDIENCE, keys found by
+  OIDC discovery), so the page's "Sign in (demo)" button is needed to get a key.
 
 Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything and exits 0.
 
-    python -m tools.devserver [--stack dev] [--port 8080] [--web-port 5173]
+    python -m tools.devserver [--stack dev] [--port 8080] [--web-port 5173] [--auth demo]
     TOKEN_PORT=9080 WEB_PORT=9173 make run
+    make run AUTH=demo
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
+from tools.demo_issuer import DemoIssuer
 from tools.function_server import ROOT, FunctionServer, StartupError
 from tools.outspeed_standin import OutspeedStandIn
 
@@ -114,7 +119,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="endpoint port (env TOKEN_PORT, default 8080)")
     parser.add_argument("--web-port", type=int, default=_env_port("WEB_PORT", DEFAULT_WEB_PORT),
                         help="example page port (env WEB_PORT, default 5173)")
+    parser.add_argument("--auth", choices=("stack", "demo"), default="stack",
+                        help="caller authentication: `demo` runs a local ID-token issuer and requires its tokens "
+                             "(make run AUTH=demo); default `stack`: whatever the stack's callerAuth says")
     return parser.parse_args(argv)
+
+
+# Every caller-authentication variable: demo mode replaces whatever the stack config set.
+AUTH_ENV = ("AUTH_ID_TOKEN_ISSUER", "AUTH_ID_TOKEN_AUDIENCE", "AUTH_ID_TOKEN_JWKS_URI",
+            "AUTH_APP_CHECK_PROJECT_NUMBER", "AUTH_APP_CHECK_APP_IDS", "AUTH_APP_CHECK_JWKS_URI")
+
+
+def demo_auth_env(issuer: DemoIssuer) -> dict[str, str]:
+    """The endpoint's environment for the demo issuer: ID tokens required, keys by discovery."""
+    return {"AUTH_ID_TOKEN_ISSUER": issuer.issuer, "AUTH_ID_TOKEN_AUDIENCE": issuer.audience}
 
 
 def main(argv=None) -> int:
@@ -130,7 +148,7 @@ def main(argv=None) -> int:
     def say(line: str = "") -> None:
         print(line, flush=True)
 
-    standin = site = fn = None
+    standin = site = fn = issuer = None
     code = 0
     try:
         try:
@@ -161,6 +179,11 @@ def main(argv=None) -> int:
             say(f"no OUTSPEED_API_KEY: using the local Outspeed stand-in at {standin.url} "
                 "(its keys are fake; export OUTSPEED_API_KEY=... to call the real API)")
 
+        if args.auth == "demo":
+            issuer = DemoIssuer().start()
+            env = {k: v for k, v in env.items() if k not in AUTH_ENV}
+            env.update(demo_auth_env(issuer))
+
         fn = FunctionServer(env, port=args.port, host=BIND_HOST, inherit_output=True)
         try:
             fn.start()
@@ -178,6 +201,8 @@ def main(argv=None) -> int:
         agents = [a for a in env.get("ALLOWED_AGENT_IDS", "").split(",") if a]
         if agents:
             query["agentId"] = agents[0]
+        if issuer is not None:
+            query["issuer"] = issuer.url  # the page shows "Sign in (demo)" and signs in there
         page = f"http://localhost:{site.port}/" + (f"?{urlencode(query, safe=':/')}" if query else "")
         origins = env.get("ALLOWED_HOSTNAMES") or "any"
         say("")
@@ -185,6 +210,11 @@ def main(argv=None) -> int:
         say(f"  token endpoint  {endpoint}")
         say(f"  example page    {page}")
         say(f"  Outspeed API    {upstream}")
+        if issuer is not None:
+            say(f"  demo issuer     {issuer.url}")
+            say("Callers need an ID token of the demo issuer: press \"Sign in (demo)\" on the example page.")
+        elif "AUTH_ID_TOKEN_ISSUER" in env or "AUTH_APP_CHECK_PROJECT_NUMBER" in env:
+            say("  callers         must send the stack's callerAuth tokens (make run AUTH=demo for a local issuer)")
         say("Ctrl-C to stop.")
 
         while not stopping.is_set():
@@ -197,7 +227,7 @@ def main(argv=None) -> int:
         # A second Ctrl-C during shutdown must not cut the cleanup short.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        for part in (fn, site, standin):
+        for part in (fn, site, standin, issuer):
             if part is not None:
                 part.stop()
         if stopping.is_set():

@@ -7,16 +7,20 @@
 /** The `error` codes the token endpoint answers with (see the README's error table). */
 export const ENDPOINT_ERROR_CODES = /** @type {const} */ ([
   "invalid_json", "invalid_agent_id", "invalid_source", "agent_id_required",
-  "session_config_not_allowed", "origin_not_allowed", "agent_not_allowed", "not_found",
+  "session_config_not_allowed", "unauthenticated", "app_check_failed", "origin_not_allowed",
+  "agent_not_allowed", "not_found",
   "agent_not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
-  "upstream_rate_limited", "not_configured", "internal_error", "upstream_auth_failed",
+  "upstream_rate_limited", "not_configured", "internal_error", "auth_unavailable", "upstream_auth_failed",
   "upstream_error", "upstream_bad_response", "upstream_unreachable", "upstream_timeout",
 ]);
 /** @typedef {(typeof ENDPOINT_ERROR_CODES)[number]} EndpointErrorCode */
 /** @typedef {"network_error" | "bad_response"} ClientErrorCode */
 /** @typedef {EndpointErrorCode | ClientErrorCode} EphemeralKeyErrorCode */
 /** @typedef {{ value: string, expiresAt: number | null, session: Record<string, unknown> }} EphemeralKey */
-/** @typedef {{ endpoint?: string, source?: string, signal?: AbortSignal }} EphemeralKeyOptions */
+/**
+ * @typedef {{ endpoint?: string, source?: string, signal?: AbortSignal,
+ *   getIdToken?: () => Promise<string | null>, getAppCheckToken?: () => Promise<string> }} EphemeralKeyOptions
+ */
 
 export class EphemeralKeyError extends Error {
   /**
@@ -44,12 +48,20 @@ const isEndpointErrorCode = (v) => /** @type {readonly string[]} */ (ENDPOINT_ER
  * @param {EphemeralKeyOptions} [options]
  * @returns {Promise<EphemeralKey>}
  */
-export async function requestEphemeralKey(agentId, { endpoint = "/token", source, signal } = {}) {
+export async function requestEphemeralKey(agentId, { endpoint = "/token", source, signal, getIdToken, getAppCheckToken } = {}) {
+  // The token providers' own failures (say, a network error refreshing the ID token) reach the
+  // caller as they are: they are not the endpoint's answer.
+  /** @type {Record<string, string>} */
+  const headers = { "Content-Type": "application/json" };
+  const idToken = getIdToken ? await getIdToken() : null;
+  if (idToken) headers["Authorization"] = `Bearer ${idToken}`;
+  const appCheckToken = getAppCheckToken ? await getAppCheckToken() : "";
+  if (appCheckToken) headers["X-Firebase-AppCheck"] = appCheckToken;
   let response;
   try {
     response = await fetch(endpoint, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers,
       body: JSON.stringify(source === undefined ? { agentId } : { agentId, source }),
       signal,
     });

@@ -4,15 +4,22 @@
  * its plain-JavaScript twin, used by the example page without a build step.)
  *
  *   const ephemeralKey = await getEphemeralKeyFromServer("your-agent-id", { endpoint: TOKEN_URL });
+ *   // with caller authentication on the endpoint (see the README), e.g. Firebase:
+ *   const key = await getEphemeralKeyFromServer("your-agent-id", {
+ *     endpoint: TOKEN_URL,
+ *     getIdToken: async () => (await auth.currentUser?.getIdToken()) ?? null,
+ *     getAppCheckToken: async () => (await getToken(appCheck)).token,
+ *   });
  *   await conversation.startSession({ agentId: "your-agent-id", source: "my-app", ephemeralKey });
  */
 
 /** The `error` codes the token endpoint answers with (see the README's error table). */
 export const ENDPOINT_ERROR_CODES = [
   "invalid_json", "invalid_agent_id", "invalid_source", "agent_id_required",
-  "session_config_not_allowed", "origin_not_allowed", "agent_not_allowed", "not_found",
+  "session_config_not_allowed", "unauthenticated", "app_check_failed", "origin_not_allowed",
+  "agent_not_allowed", "not_found",
   "agent_not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
-  "upstream_rate_limited", "not_configured", "internal_error", "upstream_auth_failed",
+  "upstream_rate_limited", "not_configured", "internal_error", "auth_unavailable", "upstream_auth_failed",
   "upstream_error", "upstream_bad_response", "upstream_unreachable", "upstream_timeout",
 ] as const;
 export type EndpointErrorCode = (typeof ENDPOINT_ERROR_CODES)[number];
@@ -58,6 +65,15 @@ export interface EphemeralKeyOptions {
   /** Optional `source` tag forwarded to Outspeed. */
   source?: string;
   signal?: AbortSignal;
+  /**
+   * The signed-in user's ID token (Firebase `auth.currentUser.getIdToken()`, Auth0, Clerk, any
+   * OIDC issuer), sent as `Authorization: Bearer <token>`. Called once per request, so the
+   * provider can refresh it; null (not signed in) sends no header and the endpoint answers
+   * `unauthenticated`.
+   */
+  getIdToken?: () => Promise<string | null>;
+  /** A Firebase App Check token (`(await getToken(appCheck)).token`), sent as `X-Firebase-AppCheck`. */
+  getAppCheckToken?: () => Promise<string>;
 }
 
 type Json = Record<string, unknown>;
@@ -66,13 +82,20 @@ const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null 
 
 export async function requestEphemeralKey(
   agentId: string,
-  { endpoint = "/token", source, signal }: EphemeralKeyOptions = {},
+  { endpoint = "/token", source, signal, getIdToken, getAppCheckToken }: EphemeralKeyOptions = {},
 ): Promise<EphemeralKey> {
+  // The token providers' own failures (say, a network error refreshing the ID token) reach the
+  // caller as they are: they are not the endpoint's answer.
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  const idToken = getIdToken ? await getIdToken() : null;
+  if (idToken) headers["Authorization"] = `Bearer ${idToken}`;
+  const appCheckToken = getAppCheckToken ? await getAppCheckToken() : "";
+  if (appCheckToken) headers["X-Firebase-AppCheck"] = appCheckToken;
   let response: Response;
   try {
     response = await fetch(endpoint, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers,
       body: JSON.stringify(source === undefined ? { agentId } : { agentId, source }),
       signal,
     });

@@ -61,10 +61,13 @@ RUN_CASES = """async ({ module, cases }) => {
   const m = await import(module);
   const out = [];
   for (const c of cases) {
+    const options = { endpoint: c.endpoint };
+    if ("idToken" in c) options.getIdToken = async () => c.idToken;
+    if ("appCheckToken" in c) options.getAppCheckToken = async () => c.appCheckToken;
     try {
-      const key = await m.requestEphemeralKey(c.agentId, { endpoint: c.endpoint });
+      const key = await m.requestEphemeralKey(c.agentId, options);
       out.push({ ok: true, value: typeof key.value, expiresAt: typeof key.expiresAt,
-                 helper: (await m.getEphemeralKeyFromServer(c.agentId, { endpoint: c.endpoint })).length > 0 });
+                 helper: (await m.getEphemeralKeyFromServer(c.agentId, options)).length > 0 });
     } catch (e) {
       out.push({ ok: false, typed: e instanceof m.EphemeralKeyError, name: e.name, code: e.code,
                  status: e.status, message: e.message, retryAfter: e.retryAfter ?? null });
@@ -85,6 +88,26 @@ def test_ts_helper_and_js_twin_behave_the_same_in_the_browser(devserver, page, c
         status=502, content_type="application/json", body=json.dumps({"error": "Bad Gateway"})))
     page.route(f"{origin}/fake/no-secret", lambda route: route.fulfill(
         status=200, content_type="application/json", body=json.dumps({"id": "sess_1", "client_secret": {}})))
+    # Caller authentication: an endpoint that wants credentials, and records what it was sent.
+    sent: list[dict] = []
+
+    def authenticated(route):
+        headers = route.request.headers
+        sent.append({"authorization": headers.get("authorization"), "appcheck": headers.get("x-firebase-appcheck")})
+        if headers.get("authorization") != "Bearer id.token.value":
+            route.fulfill(status=401, headers={"WWW-Authenticate": 'Bearer realm="outspeed-token"'},
+                          content_type="application/json",
+                          body=json.dumps({"error": "unauthenticated", "message": "Sign in first."}))
+        elif headers.get("x-firebase-appcheck") != "app.check.value":
+            route.fulfill(status=401, content_type="application/json",
+                          body=json.dumps({"error": "app_check_failed", "message": "Not a verified app."}))
+        else:
+            route.fulfill(status=200, content_type="application/json",
+                          body=json.dumps({"client_secret": {"value": "ek_fake", "expires_at": 1}}))
+    page.route(f"{origin}/fake/authenticated", authenticated)
+    page.route(f"{origin}/fake/auth-unavailable", lambda route: route.fulfill(
+        status=503, headers={"Retry-After": "5"}, content_type="application/json",
+        body=json.dumps({"error": "auth_unavailable", "message": "Caller verification is unavailable."})))
     page.goto(devserver.page_url())
 
     endpoint = devserver.endpoint
@@ -102,6 +125,15 @@ def test_ts_helper_and_js_twin_behave_the_same_in_the_browser(devserver, page, c
         # the static server answers POST with an HTML 501: not the endpoint's JSON
         ({"agentId": TEST_AGENT, "endpoint": f"{origin}/index.html"}, {"code": "bad_response", "status": 501}),
         ({"agentId": TEST_AGENT, "endpoint": "http://localhost:9/token"}, {"code": "network_error", "status": 0}),
+        # caller authentication: both tokens sent in their headers; a null ID token sends none
+        ({"agentId": TEST_AGENT, "endpoint": f"{origin}/fake/authenticated", "idToken": "id.token.value",
+          "appCheckToken": "app.check.value"}, {"ok": True}),
+        ({"agentId": TEST_AGENT, "endpoint": f"{origin}/fake/authenticated", "idToken": None,
+          "appCheckToken": "app.check.value"}, {"code": "unauthenticated", "status": 401}),
+        ({"agentId": TEST_AGENT, "endpoint": f"{origin}/fake/authenticated", "idToken": "id.token.value"},
+         {"code": "app_check_failed", "status": 401}),
+        ({"agentId": TEST_AGENT, "endpoint": f"{origin}/fake/auth-unavailable", "idToken": "id.token.value"},
+         {"code": "auth_unavailable", "status": 503, "retryAfter": 5}),
     ]
     args = [case for case, _ in cases]
     results = {twin: page.evaluate(RUN_CASES, {"module": module, "cases": args})
@@ -114,6 +146,12 @@ def test_ts_helper_and_js_twin_behave_the_same_in_the_browser(devserver, page, c
             assert got["typed"] and got["name"] == "EphemeralKeyError" and got["message"], (case, got)
             assert {k: got[k] for k in expected} == expected, (case, got)
     assert results["ts"] == results["js"]
+    # What the fake authenticated endpoint received, per twin: the success case (called twice:
+    # requestEphemeralKey, then getEphemeralKeyFromServer), the null ID token, no App Check.
+    both = {"authorization": "Bearer id.token.value", "appcheck": "app.check.value"}
+    per_twin = [both, both, {"authorization": None, "appcheck": "app.check.value"},
+                {"authorization": "Bearer id.token.value", "appcheck": None}]
+    assert sent == per_twin + per_twin
 
 
 class _StallingBody(BaseHTTPRequestHandler):
