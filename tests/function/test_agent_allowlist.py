@@ -11,6 +11,7 @@ from infra import stackfiles
 from infra.settings import function_environment, parse_mapping
 from token_policy import Rejection, UpstreamCall, plan
 from token_settings import Settings, SettingsError, from_env
+from tools.demo_issuer import DemoIssuer
 from tools.function_server import FunctionServer
 
 CONFIG = {"model": "outspeed-v1"}
@@ -62,29 +63,40 @@ def test_a_non_empty_allowlist_decides_whatever_allow_any_agent_says():
 
 # ---- the real server, configured by the infra from a prod stack --------------------------------
 
-def prod_environment_with_session_config_and_no_agents(upstream_url: str) -> dict[str, str]:
+def prod_environment_with_session_config_and_no_agents(upstream_url: str, issuer: DemoIssuer) -> dict[str, str]:
     values = {**stackfiles.project_values(stackfiles.stack_config("prod")),
               "agentIds": [], "sessionConfig": SESSION_CONFIG}
     env = function_environment(parse_mapping(values), "proj-test")
-    # Only the upstream address is local; everything else is exactly what prod deploys.
-    return {**env, "OUTSPEED_API_BASE": upstream_url, "OUTSPEED_API_KEY": API_KEY, "THREADS": "4"}
+    assert "AUTH_ID_TOKEN_ISSUER" in env  # the shipped prod stack verifies callers' ID tokens
+    # Only the upstream and the ID-token issuer are local (loopback stand-ins for Outspeed and
+    # the sign-in provider); everything else is exactly what prod deploys.
+    return {**env, "OUTSPEED_API_BASE": upstream_url, "OUTSPEED_API_KEY": API_KEY, "THREADS": "4",
+            "AUTH_ID_TOKEN_ISSUER": issuer.issuer, "AUTH_ID_TOKEN_JWKS_URI": issuer.jwks_uri}
 
 
 @pytest.fixture(scope="module")
-def prod_server(upstream):
-    server = FunctionServer(prod_environment_with_session_config_and_no_agents(upstream.url)).start()
+def issuer():
+    with DemoIssuer(audience=parse_mapping(stackfiles.project_values(
+            stackfiles.stack_config("prod"))).caller_auth.id_token.audience) as demo:
+        yield demo
+
+
+@pytest.fixture(scope="module")
+def prod_server(upstream, issuer):
+    server = FunctionServer(prod_environment_with_session_config_and_no_agents(upstream.url, issuer)).start()
     yield server
     server.stop()
 
 
-def test_prod_server_refuses_a_client_agent_and_never_calls_outspeed(api, prod_server, fresh_upstream):
+def test_prod_server_refuses_a_client_agent_and_never_calls_outspeed(api, prod_server, issuer, fresh_upstream):
     hostname = parse_mapping(stackfiles.project_values(stackfiles.stack_config("prod"))).allowed_hostnames[0]
-    origin = f"https://{hostname}"
-    r = api.post(prod_server.url + "/token", {"agentId": "someone-elses-agent"}, headers={"Origin": origin})
+    # A signed-in caller (caller authentication passes) asking for someone else's agent.
+    headers = {"Origin": f"https://{hostname}", "Authorization": f"Bearer {issuer.id_token(sub='user-1')}"}
+    r = api.post(prod_server.url + "/token", {"agentId": "someone-elses-agent"}, headers=headers)
     assert r.status_code == 403 and error_of(r) == "agent_not_allowed"
     assert fresh_upstream.requests == []
     # The server-side sessionConfig flow still mints, with the server's config as the body.
-    ok = api.post(prod_server.url + "/token", {}, headers={"Origin": origin})
+    ok = api.post(prod_server.url + "/token", {}, headers=headers)
     assert ok.status_code == 200, ok.text
     assert ok.json()["client_secret"]["value"] == fresh_upstream.minted[-1]
     (sent,) = fresh_upstream.requests
