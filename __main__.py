@@ -1,7 +1,8 @@
 """outspeed-token: read stack config -> build the components -> export what frontends need.
 
 Everything stack-specific comes from config (see Pulumi.yaml); nothing here looks at the
-stack's name. `authEnabled` decides whether the edge (load balancer + Cloud Armor) exists.
+stack's name. `authEnabled` decides whether the edge (load balancer + Cloud Armor) exists;
+`monitoring.enabled` whether the metrics, alerts and dashboard do.
 """
 import os
 from pathlib import Path

@@ -4,9 +4,11 @@ served by functions-framework's ASGI mode (FUNCTION_USE_ASGI=true: gunicorn + on
 worker on uvloop + httptools).
 
 Wiring only. functions-framework puts this directory on sys.path, so the sibling modules
-import flat: token_settings (environment, read once here at cold start), token_policy (pure
-decisions), token_upstream (the pooled aiohttp session to Outspeed), token_log (one JSON line
-per request), token_handler (a request from first check to response).
+import flat: token_settings (environment, read once at cold start when token_handler imports
+it), token_policy (pure decisions), token_caller (the caller-credential step) with token_auth
+(pure token verification) and token_keys (signing keys, fetched on first need), token_upstream
+(the pooled aiohttp session to Outspeed, also used for key fetches), token_log (one JSON line
+per request), token_json (strict JSON), token_handler (a request from first check to response).
 """
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware

@@ -1,6 +1,8 @@
-"""One request, start to finish: the contract's checks in order (the first failing one
-answers, nothing rejected reaches Outspeed), the upstream call, the response, one log line.
-Starlette request/response glue around the pure decisions of token_policy.
+"""One request, start to finish: the contract's checks in order (path, origin, preflight,
+method, caller credentials, content type, size, JSON, fields, policy, key; the first failing
+one answers, nothing rejected reaches Outspeed), the upstream call, the response, one log line.
+Starlette request/response glue around the pure decisions of token_policy and the caller check
+of token_caller (which runs before any of the body is read).
 
 Bodies: at most MAX_BODY_BYTES + 1 bytes are ever read from the request stream, and only
 once every check before the size check has passed. Whatever the handler leaves unread is

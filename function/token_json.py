@@ -1,5 +1,6 @@
-"""Strict JSON (RFC 8259, UTF-8) at the endpoint's three borders: the caller's body, the
-SESSION_CONFIG setting and Outspeed's answer. Python's json module is lenient by default
+"""Strict JSON (RFC 8259, UTF-8) at the endpoint's borders: the caller's body, the
+SESSION_CONFIG setting, Outspeed's answer, and (caller authentication) a token's JOSE header
+and the issuer's JWKS / discovery documents. Python's json module is lenient by default
 (NaN/Infinity literals, UTF-16/32 input, lone surrogates); what it lets through here would
 either break a browser's JSON.parse or reach Outspeed as something that is not JSON.
 """

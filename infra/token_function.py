@@ -1,4 +1,6 @@
-"""TokenFunction: the 2nd-gen Cloud Function that holds the Outspeed API key and mints keys."""
+"""TokenFunction: the 2nd-gen Cloud Function that holds the Outspeed API key and mints keys,
+with what it needs: its APIs, runtime and build accounts and their grants, the secret (version
+pinned), the stack's own image repository, the source bucket, and the public invoker grant."""
 from __future__ import annotations
 
 import re
