@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench import load, procstat
 from bench.upstream import RemoteStandIn
-from tools.function_server import FUNCTION_SOURCE, ROOT, FunctionServer, free_port
+from tools.function_server import FUNCTION_SOURCE, ROOT, FunctionServer, compile_source, free_port
 
 NODE_DIR = Path(__file__).with_name("node")
 NOOP_SOURCE = Path(__file__).with_name("noop") / "main.py"
@@ -156,7 +156,9 @@ def extract_before(rev: str, into: Path) -> Path | None:
 
 
 def import_seconds(source: Path, env: dict[str, str]) -> float:
-    """Import time of main.py in a fresh interpreter with its directory on sys.path."""
+    """Import time of main.py in a fresh interpreter with its directory on sys.path, its
+    modules byte-compiled as the deploy's build step leaves them (compile_source)."""
+    compile_source(source.parent)
     code = ("import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); import main; "
             "print(time.perf_counter() - t)")
     full_env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
