@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench import load, procstat
 from bench.upstream import RemoteStandIn
-from tools.function_server import FUNCTION_SOURCE, ROOT, FunctionServer, free_port
+from tools.function_server import FUNCTION_SOURCE, ROOT, FunctionServer, compile_source, free_port
 
 NODE_DIR = Path(__file__).with_name("node")
 NOOP_SOURCE = Path(__file__).with_name("noop") / "main.py"
@@ -156,7 +156,9 @@ def extract_before(rev: str, into: Path) -> Path | None:
 
 
 def import_seconds(source: Path, env: dict[str, str]) -> float:
-    """Import time of main.py in a fresh interpreter with its directory on sys.path."""
+    """Import time of main.py in a fresh interpreter with its directory on sys.path, its
+    modules byte-compiled as the deploy's build step leaves them (compile_source)."""
+    compile_source(source.parent)
     code = ("import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); import main; "
             "print(time.perf_counter() - t)")
     full_env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
@@ -274,7 +276,7 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
         ["  ... per 1,000 requests", "-", fmt(per_1k(fn), ".2f"), fmt(per_1k(node) if node else None, ".2f"), "-",
          "", ""],
         [f"cold start to first 200 (ms, median of {args.cold_starts})", "-", fmt(fn.cold_ms, ".0f"),
-         fmt(node.cold_ms if node else None, ".0f"), "-",
+         fmt(node.cold_ms if node else None, ".0f"), fmt(floor.cold_ms, ".0f"),
          f"<= 1.2 x before ({fmt(before_cold_ms, '.0f')} ms, Flask {args.before_rev})",
          verdict(None if before_cold_ms is None else fn.cold_ms <= 1.2 * before_cold_ms)],
         [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", "-",
@@ -367,15 +369,18 @@ def main(argv=None) -> int:
         before_dir = tempfile.TemporaryDirectory(prefix="bench-before-")
         before_source = extract_before(args.before_rev, Path(before_dir.name))
         before_cold_ms = before_imp = None
-        # Interleaved, so that machine noise hits both alike.
-        colds, before_colds = [], []
+        # Interleaved, so that machine noise hits both alike. The no-op function's cold start is
+        # the framework's floor (functions-framework ASGI mode, no aiohttp, no upstream call).
+        colds, before_colds, floor_colds = [], [], []
         for _ in range(args.cold_starts):
             colds.append(cold_start(lambda: FunctionServer(env, source=args.source)))
+            floor_colds.append(cold_start(lambda: FunctionServer(env, source=NOOP_SOURCE)))
             if before_source:
                 before_colds.append(cold_start(lambda: FunctionServer({**env, "FUNCTION_USE_ASGI": "false"},
                                                                       source=before_source)))
         fn_col.cold_ms = statistics.median(colds) * 1000
-        print(f"cold start: {', '.join(f'{x * 1000:.0f}' for x in colds)} ms", flush=True)
+        print(f"cold start: {', '.join(f'{x * 1000:.0f}' for x in colds)} ms; framework floor (no-op fn): "
+              f"{', '.join(f'{x * 1000:.0f}' for x in floor_colds)} ms", flush=True)
         if before_source:
             before_cold_ms = statistics.median(before_colds) * 1000
             before_imp = statistics.median(import_seconds(before_source, env) for _ in range(args.imports))
@@ -396,7 +401,7 @@ def main(argv=None) -> int:
 
         serve_function(fn_col, args.source, env, args=args, upstream=upstream, use_wrk=use_wrk)
         print("endpoint done", flush=True)
-        floor = Column("floor")
+        floor = Column("floor", cold_ms=statistics.median(floor_colds) * 1000)
         serve_function(floor, NOOP_SOURCE, env, args=args, upstream=upstream, use_wrk=use_wrk)
         floor.conns = floor.conns_requests = None
 

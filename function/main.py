@@ -9,7 +9,13 @@ it), token_policy (pure decisions), token_caller (the caller-credential step) wi
 (pure token verification) and token_keys (signing keys, fetched on first need), token_upstream
 (the pooled aiohttp session to Outspeed, also used for key fetches), token_log (one JSON line
 per request), token_json (strict JSON), token_handler (a request from first check to response).
+
+Importing this module does not import aiohttp: functions-framework imports it in the gunicorn
+master, which never calls Outspeed. The worker imports aiohttp and opens the pooled session at
+boot (the lifespan below), before it accepts its first request, so no request waits for it.
 """
+import contextlib
+
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,6 +24,7 @@ from starlette.responses import Response
 import functions_framework.aio
 
 import token_handler
+import token_upstream
 
 # Importing token_handler read and validated the environment: a malformed setting has
 # already stopped the cold start with a message naming the variable.
@@ -48,7 +55,21 @@ def _contract_app(function, signature_type, enable_id_logging):
     app = _build(function, signature_type, enable_id_logging)
     app.add_exception_handler(HTTPException, token_handler.handle_http_exception)
     app.user_middleware.append(Middleware(token_handler.ContractErrors))  # innermost: sees every escape first
+    app.router.lifespan_context = _with_upstream_session(app.router.lifespan_context)
     return app
+
+
+def _with_upstream_session(inner):
+    """The app's lifespan, plus: at startup, in the loop that will serve, import aiohttp and open
+    the process's pooled session. uvicorn runs startup before the worker accepts a connection,
+    so this costs the worker's boot what it used to cost the master's import, and the first
+    request finds the session ready (a failure here stops the worker, loudly)."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        token_upstream.session()
+        async with inner(app) as state:
+            yield state
+    return lifespan
 
 
 _aio._token_original_builder = _build
