@@ -18,10 +18,9 @@ import asyncio
 import json
 import statistics
 import sys
-import threading
 import time
 
-from bench.run import API_KEY, TOKEN_BODY, endpoint_env, import_seconds, post
+from bench.run import API_KEY, cold_start, endpoint_env, import_seconds
 from tools.demo_issuer import DemoIssuer
 from tools.function_server import FUNCTION_SOURCE, FunctionServer
 from tools.outspeed_standin import OutspeedStandIn
@@ -33,34 +32,6 @@ IMPORT_VARIANTS = {
     "ID token": FIREBASE,
     "ID token + App Check": {**FIREBASE, "AUTH_APP_CHECK_PROJECT_NUMBER": "123456789012"},
 }
-
-
-def cold_start(env: dict[str, str], headers: dict[str, str], timeout: float = 30.0) -> float:
-    """Seconds from process start to the first 200 from POST /token with `headers`."""
-    server = FunctionServer(env)
-    first_ok: list[float] = []
-    began = time.monotonic()
-
-    def poll() -> None:
-        while time.monotonic() - began < timeout:
-            try:
-                if post(server.url, "/token", TOKEN_BODY, headers, timeout=timeout) == 200:
-                    first_ok.append(time.monotonic())
-                    return
-            except OSError:
-                pass
-            time.sleep(0.005)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    try:
-        server.start()
-        poller.join(timeout)
-    finally:
-        server.stop()
-    if not first_ok:
-        raise RuntimeError("server never answered 200 during the cold-start probe")
-    return first_ok[0] - began
 
 
 def verify_cpu(issuer: DemoIssuer, alg: str, rounds: int = 2000) -> float:
@@ -108,8 +79,9 @@ def main(argv=None) -> int:
         token = issuer.id_token(lifetime=3600)
         starts: dict[str, list[float]] = {"no caller auth": [], "ID token (demo issuer, discovery)": []}
         for _ in range(colds):
-            starts["no caller auth"].append(cold_start(plain, {}))
-            starts["ID token (demo issuer, discovery)"].append(cold_start(authed, {"Authorization": f"Bearer {token}"}))
+            starts["no caller auth"].append(cold_start(lambda: FunctionServer(plain)))
+            starts["ID token (demo issuer, discovery)"].append(cold_start(lambda: FunctionServer(authed),
+                                                                        headers={"Authorization": f"Bearer {token}"}))
         for name, samples in starts.items():
             print(f"cold start to first 200, {name}: median {statistics.median(samples) * 1000:.0f} ms over {colds} "
                   f"({', '.join(f'{s * 1000:.0f}' for s in samples)})", flush=True)

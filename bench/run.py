@@ -113,8 +113,9 @@ def post(url: str, path: str, body: bytes, headers: dict[str, str], timeout: flo
         conn.close()
 
 
-def cold_start(make_server, timeout: float = 30.0) -> float:
-    """Seconds from process start to the first 200 from POST /token (polled every 5 ms)."""
+def cold_start(make_server, timeout: float = 30.0, headers: dict[str, str] | None = None) -> float:
+    """Seconds from process start to the first 200 from POST /token with `headers` (polled
+    every 5 ms)."""
     server = make_server()
     first_ok: list[float] = []
     began = time.monotonic()
@@ -122,7 +123,7 @@ def cold_start(make_server, timeout: float = 30.0) -> float:
     def poll() -> None:
         while time.monotonic() - began < timeout:
             try:
-                if post(server.url, "/token", TOKEN_BODY, {}, timeout=timeout) == 200:
+                if post(server.url, "/token", TOKEN_BODY, headers or {}, timeout=timeout) == 200:
                     first_ok.append(time.monotonic())
                     return
             except OSError:

@@ -14,6 +14,7 @@ scan for secrets.
 from __future__ import annotations
 
 import compileall
+import json
 import os
 import py_compile
 import signal
@@ -43,6 +44,18 @@ def compile_source(directory: Path) -> None:
     error is left for the server to report, as the build would."""
     compileall.compile_dir(str(directory), maxlevels=0, quiet=2, force=True,
                            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+
+
+def log_lines(output: str) -> list[dict]:
+    """The structured (JSON) log lines in a server's output; anything else it printed is skipped."""
+    lines = []
+    for text in output.splitlines():
+        if text.startswith("{"):
+            try:
+                lines.append(json.loads(text))
+            except ValueError:
+                pass
+    return lines
 
 
 class StartupError(RuntimeError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from tools import function_server
 from tools.function_server import FunctionServer, free_port
 from tools.outspeed_standin import OutspeedStandIn
 
@@ -111,14 +112,7 @@ def error_of(response: requests.Response) -> str:
 
 def log_lines(server: FunctionServer) -> list[dict]:
     """Every structured log line the server printed (anything else it printed is skipped)."""
-    lines = []
-    for text in server.output().splitlines():
-        if text.startswith("{"):
-            try:
-                lines.append(json.loads(text))
-            except ValueError:
-                pass
-    return lines
+    return function_server.log_lines(server.output())
 
 
 def assert_no_secrets(servers: Servers, upstream: OutspeedStandIn, api: Api) -> None:

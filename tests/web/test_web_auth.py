@@ -4,9 +4,10 @@ it gets a key (never shown), the browser's preflight for the Authorization heade
 neither the key nor the ID token reaches the page or the logs."""
 from __future__ import annotations
 
-import json
 
 import pytest
+
+from tools.function_server import log_lines
 
 from .conftest import TEST_AGENT, DevServer, screenshot, stack_root
 
@@ -28,17 +29,6 @@ def demo(tmp_path_factory):
     server = DevServer("--stack", "webauth", "--root", str(root), "--auth", "demo").start()
     yield server
     server.stop()
-
-
-def _endpoint_lines(server: DevServer) -> list[dict]:
-    lines = []
-    for text in server.output().splitlines():
-        if text.startswith("{"):
-            try:
-                lines.append(json.loads(text))
-            except ValueError:
-                pass
-    return lines
 
 
 def test_the_banner_names_the_demo_issuer(demo):
@@ -85,7 +75,7 @@ def test_after_sign_in_the_page_gets_a_key_and_shows_neither_secret(demo, page):
 
     # Chromium sent a preflight for the Authorization header, and the endpoint passed it; the
     # POST that followed carried the verified subject into the log line, never the token.
-    lines = _endpoint_lines(demo)
+    lines = log_lines(demo.output())
     assert any(line["message"].startswith("OPTIONS /token 204") for line in lines), lines
     minted = [line for line in lines if line["code"] == "ok"]
     assert minted and minted[-1]["subject"] == "demo-user"
