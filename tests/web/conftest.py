@@ -133,16 +133,21 @@ def stack_root(tmp: Path, stack: str, config: str) -> Path:
     return tmp
 
 
-@pytest.fixture(scope="module")
-def devserver(tmp_path_factory):
-    """The devserver on free ports with a stack that allows only the `localhost` origin and one agent."""
-    root = stack_root(tmp_path_factory.mktemp("stack"), "webtest", (
+def local_devserver(tmp_path_factory, stack: str, *args: str) -> "DevServer":
+    """The devserver (started) on free ports with a stack that allows only the `localhost`
+    origin and one agent; `args` are extra devserver flags (e.g. "--auth", "demo")."""
+    root = stack_root(tmp_path_factory.mktemp("stack"), stack, (
         "config:\n"
         "  outspeed-token:authEnabled: false\n"
         "  outspeed-token:allowedHostnames: [localhost]\n"
         f"  outspeed-token:agentIds: [{TEST_AGENT}]\n"
     ))
-    server = DevServer("--stack", "webtest", "--root", str(root)).start()
+    return DevServer("--stack", stack, "--root", str(root), *args).start()
+
+
+@pytest.fixture(scope="module")
+def devserver(tmp_path_factory):
+    server = local_devserver(tmp_path_factory, "webtest")
     yield server
     server.stop()
 

@@ -9,7 +9,7 @@ import pytest
 
 from tools.function_server import log_lines
 
-from .conftest import TEST_AGENT, DevServer, screenshot, stack_root
+from .conftest import TEST_AGENT, local_devserver, screenshot
 
 RESULT = "#result"
 
@@ -20,13 +20,7 @@ def _is_token_post(response) -> bool:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    root = stack_root(tmp_path_factory.mktemp("stack"), "webauth", (
-        "config:\n"
-        "  outspeed-token:authEnabled: false\n"
-        "  outspeed-token:allowedHostnames: [localhost]\n"
-        f"  outspeed-token:agentIds: [{TEST_AGENT}]\n"
-    ))
-    server = DevServer("--stack", "webauth", "--root", str(root), "--auth", "demo").start()
+    server = local_devserver(tmp_path_factory, "webauth", "--auth", "demo")
     yield server
     server.stop()
 
