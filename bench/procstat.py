@@ -8,6 +8,7 @@ and one worker (which serves every request); `tree(pid)` returns both.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,9 +85,16 @@ def status_kib(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def worker_pid(master_pid: int) -> int:
-    """The single gunicorn worker under a functions-framework master."""
-    kids = children(master_pid)
-    if len(kids) != 1:
-        raise RuntimeError(f"expected one gunicorn worker under {master_pid}, found {kids}")
-    return kids[0]
+def worker_pid(master_pid: int, timeout: float = 10.0) -> int:
+    """The single gunicorn worker under a functions-framework master.
+
+    The master binds the port before it forks the worker, so a server that already accepts
+    connections may not have its worker yet: wait for it (bounded), never guess."""
+    deadline = time.monotonic() + timeout
+    while True:
+        kids = children(master_pid)
+        if len(kids) == 1:
+            return kids[0]
+        if len(kids) > 1 or time.monotonic() > deadline:
+            raise RuntimeError(f"expected one gunicorn worker under {master_pid}, found {kids}")
+        time.sleep(0.02)
