@@ -101,33 +101,23 @@ def parse_origin(origin: str) -> tuple[str, str] | None:
 # headers), and WWW-Authenticate on a 401 when ID tokens are checked.
 _EXPOSE = (("Access-Control-Expose-Headers", "Retry-After"),)
 _EXPOSE_AUTH = (("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate"),)
-_ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"),) + _EXPOSE
-_ANY_ORIGIN_AUTH = (("Access-Control-Allow-Origin", "*"),) + _EXPOSE_AUTH
+_ANY = (("Access-Control-Allow-Origin", "*"),)
 
 
 def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
-    decision = _decide_origin(origin, settings)
-    if settings.caller_auth.id_token is None:
-        return decision
-    # Same decision; only the exposed headers grow (a pure function of the settings).
-    cors = tuple(_EXPOSE_AUTH[0] if name == "Access-Control-Expose-Headers" else (name, value)
-                 for name, value in decision.cors)
-    return OriginDecision(decision.allowed, cors)
-
-
-def _decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
+    expose = _EXPOSE if settings.caller_auth.id_token is None else _EXPOSE_AUTH
     allowlist = settings.allowed_hostnames
     if not allowlist:
         # Any origin (and native apps without one); only https-only can still refuse a
         # browser origin that is plainly not https.
         if not settings.https_origins_only:
-            return OriginDecision(True, _ANY_ORIGIN)
+            return OriginDecision(True, _ANY + expose)
         vary = (("Vary", "Origin"),)  # the scheme of Origin decides: caches must key on it
         if origin is not None:
             parsed = parse_origin(origin)
             if parsed is None or parsed[0] != "https":
                 return OriginDecision(False, vary)
-        return OriginDecision(True, _ANY_ORIGIN + vary)
+        return OriginDecision(True, _ANY + expose + vary)
     vary = (("Vary", "Origin"),)  # the answer depends on Origin: caches must key on it
     if origin is None:
         return OriginDecision(False, vary)
@@ -138,7 +128,7 @@ def _decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
     if hostname not in allowlist or (settings.https_origins_only and scheme != "https"):
         return OriginDecision(False, vary)
     # Echo exactly what the browser sent (it matched the strict origin grammar above).
-    return OriginDecision(True, (("Access-Control-Allow-Origin", origin),) + vary + _EXPOSE)
+    return OriginDecision(True, (("Access-Control-Allow-Origin", origin),) + vary + expose)
 
 
 # ---- caller credentials -----------------------------------------------------------------
