@@ -39,7 +39,7 @@ def verify_cpu(issuer: DemoIssuer, alg: str, rounds: int = 2000) -> float:
     sys.path.insert(0, str(FUNCTION_SOURCE.parent))
     import token_caller
     import token_settings
-    from token_keys import Fetched
+    from token_upstream import Fetched
 
     settings = token_settings.from_env({"AUTH_ID_TOKEN_ISSUER": issuer.issuer, "AUTH_ID_TOKEN_AUDIENCE": issuer.audience,
                                         "AUTH_ID_TOKEN_JWKS_URI": issuer.jwks_uri})

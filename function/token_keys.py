@@ -1,7 +1,7 @@
 """The signing keys of caller tokens: fetched on first need, cached, refreshed with care.
 
 One KeySource per kind of token (ID token, App Check). The HTTP client is injected: an async
-`fetch(url, *, timeout, max_bytes) -> Fetched(status, headers, body)` that raises on failure
+`fetch(url, *, timeout, max_bytes) -> token_upstream.Fetched(status, headers, body)` that raises on failure
 (the endpoint passes token_upstream.fetch, the process-wide aiohttp session; tests pass fakes).
 Nothing happens at import or construction: the cold start makes no network call.
 
@@ -24,13 +24,11 @@ import asyncio
 import math
 import re
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
-from urllib.parse import urlsplit
 
 import token_json
 from token_auth import parse_jwks
-from token_settings import LOOPBACK_HOSTS
+from token_settings import is_key_url
 
 if TYPE_CHECKING:
     import jwt
@@ -48,14 +46,6 @@ _MAX_AGE_RE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?([0-9]{1,10})\"?", re.I)
 _NO_CACHE_RE = re.compile(r"(?:^|[,\s])(?:no-cache|no-store)(?:$|[,\s=])", re.I)
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """What a fetch returns (token_upstream.Fetched has the same shape)."""
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 class Fetch(Protocol):
     def __call__(self, url: str, *, timeout: float, max_bytes: int) -> Awaitable[Any]: ...
 
@@ -71,19 +61,6 @@ class KeysUnavailable(Exception):
 
 class _FetchFailed(Exception):
     """One fetch did not yield a usable document; the message is a short reason for the log."""
-
-
-def is_key_url(url: Any) -> bool:
-    """https, or http on a loopback host (local runs and tests), no userinfo or fragment."""
-    if not isinstance(url, str) or not url:
-        return False
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        return False
-    return bool(parts.hostname) and not parts.username and not parts.password and not parts.fragment and (
-        parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS))
 
 
 def max_age_of(headers: Mapping[str, str]) -> float:

@@ -229,20 +229,28 @@ def _threads(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def is_key_url(url: Any, *, query_ok: bool = True) -> bool:
+    """An https URL (http only for a loopback host: local runs and tests) where keys or their
+    issuer live: a host, no userinfo or fragment. The one rule for settings and for the
+    `jwks_uri` an issuer's discovery document names."""
+    if not isinstance(url, str) or not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    return bool(parts.hostname and not parts.username and not parts.password and not parts.fragment
+                and (query_ok or not parts.query)
+                and (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)))
+
+
 def _key_url(env: Mapping[str, str], name: str, *, query_ok: bool = True) -> str | None:
     """An https URL (http only for a loopback host) where keys or their issuer live."""
     raw = _text(env, name)
     if not raw:
         return None
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        parts = None
-    ok = (parts is not None and parts.hostname and not parts.username and not parts.password
-          and not parts.fragment and (query_ok or not parts.query)
-          and (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)))
-    if not ok:
+    if not is_key_url(raw, query_ok=query_ok):
         raise SettingsError(f"{name} must be an https URL (http only for localhost, 127.0.0.1 or [::1])"
                             f"{'' if query_ok else ' without query'}, got {_show(raw)}")
     return raw

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from token_caller import Authenticator, Caller, Denied
-from token_keys import Fetched
+from token_upstream import Fetched
 from token_settings import from_env
 from tools.demo_issuer import DemoIssuer
 

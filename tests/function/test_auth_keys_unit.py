@@ -8,7 +8,8 @@ import json
 import pytest
 
 import token_keys
-from token_keys import Fetched, KeySource, KeysUnavailable, max_age_of
+from token_keys import KeySource, KeysUnavailable, max_age_of
+from token_upstream import Fetched
 from tools.demo_issuer import SigningKey
 
 JWKS_URL = "https://keys.example.com/jwks"

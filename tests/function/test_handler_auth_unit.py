@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 import token_handler
 from token_caller import Authenticator
-from token_keys import Fetched
+from token_upstream import Fetched
 from token_settings import from_env
 from tools.demo_issuer import DemoIssuer
 
