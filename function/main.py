@@ -56,7 +56,11 @@ def _contract_app(function, signature_type, enable_id_logging):
     app.add_exception_handler(HTTPException, token_handler.handle_http_exception)
     app.user_middleware.append(Middleware(token_handler.ContractErrors))  # innermost: sees every escape first
     app.router.lifespan_context = _with_upstream_session(app.router.lifespan_context)
-    return app
+    if enable_id_logging:
+        # LOG_EXECUTION_ID=true: the framework's per-request wrapper must run (it labels every
+        # stdout line with the execution id), so requests take the framework's route.
+        return app
+    return token_handler.DirectApp(app)
 
 
 def _with_upstream_session(inner):

@@ -61,8 +61,20 @@ def _rejected(rejection: Rejection, agent_id: str | None = None, upstream_status
                    agent_id, upstream_status)
 
 
-def _content_length(request: Request) -> int | None:
-    value = request.headers.get("content-length")
+def header_map(scope) -> dict[str, str]:
+    """The request's headers as one dict, built once per request (they are looked up a dozen
+    times): names lower-cased, values decoded as latin-1, and of a repeated header the first
+    wins, all exactly as Starlette's `Request.headers.get` answers."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").lower()
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    value = headers.get("content-length")
     return int(value) if value is not None and value.isdigit() else None
 
 
@@ -84,7 +96,7 @@ def request_path(request: Request) -> str:
     return request.scope.get("path") or "/"
 
 
-async def _decide(request: Request, settings: Settings, origin_allowed: bool,
+async def _decide(request: Request, headers: dict[str, str], settings: Settings, origin_allowed: bool,
                   authenticator: Authenticator) -> Outcome:
     if request_path(request) not in PATHS:
         return _rejected(Rejection("not_found"))
@@ -98,22 +110,21 @@ async def _decide(request: Request, settings: Settings, origin_allowed: bool,
     # Caller credentials: after the method, before the content type and before any of the body
     # is read (DESIGN.md, "Order of checks").
     if not authenticator.enabled:
-        return await _after_credentials(request, settings)
-    caller = await authenticator.check(request.headers.get("authorization"),
-                                       request.headers.get("x-firebase-appcheck"))
+        return await _after_credentials(request, headers, settings)
+    caller = await authenticator.check(headers.get("authorization"), headers.get("x-firebase-appcheck"))
     if isinstance(caller, Denied):
         outcome = _rejected(caller.rejection)
         outcome.auth_problem = caller.reason
         return outcome
-    outcome = await _after_credentials(request, settings)
+    outcome = await _after_credentials(request, headers, settings)
     outcome.subject, outcome.app_id = caller.subject, caller.app_id
     return outcome
 
 
-async def _after_credentials(request: Request, settings: Settings) -> Outcome:
-    if not is_json_content_type(request.headers.get("content-type")):
+async def _after_credentials(request: Request, headers: dict[str, str], settings: Settings) -> Outcome:
+    if not is_json_content_type(headers.get("content-type")):
         return _rejected(Rejection("unsupported_media_type"))
-    if too_large(_content_length(request)):
+    if too_large(_content_length(headers)):
         return _rejected(Rejection("payload_too_large"))  # not read at all
     raw = await _read_at_most(request, MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:  # no (or a lying) Content-Length: count what actually came
@@ -163,10 +174,10 @@ def log_request(request_method: str, path: str, headers, client, outcome: Outcom
     token_log.emit(line, settings.api_key)
 
 
-def respond(request: Request, outcome: Outcome, cors: tuple[tuple[str, str], ...],
+def respond(request: Request, headers, outcome: Outcome, cors: tuple[tuple[str, str], ...],
             started: float, settings: Settings) -> Response:
     response = _response(outcome, cors)
-    log_request(request.method, request_path(request), request.headers, request.client, outcome, started, settings)
+    log_request(request.method, request_path(request), headers, request.client, outcome, started, settings)
     return response
 
 
@@ -180,16 +191,17 @@ def _cors_of(headers, settings: Settings) -> tuple[tuple[str, str], ...]:
 async def handle(request: Request, settings: Settings = SETTINGS,
                  authenticator: Authenticator = AUTHENTICATOR) -> Response:
     started = time.perf_counter()
+    headers = header_map(request.scope)
     cors: tuple[tuple[str, str], ...] = ()
     try:
-        decision = decide_origin(request.headers.get("origin"), settings)
+        decision = decide_origin(headers.get("origin"), settings)
         cors = decision.cors
-        outcome = await _decide(request, settings, decision.allowed, authenticator)
+        outcome = await _decide(request, headers, settings, decision.allowed, authenticator)
     except ClientDisconnect:
         outcome = Outcome(*_CLIENT_GONE)
     except Exception as exc:  # noqa: BLE001 - the contract: anything unexpected is internal_error
         outcome = _internal_error(exc)
-    return respond(request, outcome, cors, started, settings)
+    return respond(request, headers, outcome, cors, started, settings)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -203,7 +215,20 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
 def handle_escaped_request(request: Request, exc: BaseException, settings: Settings = SETTINGS) -> Response:
     started = time.perf_counter()
-    return respond(request, _internal_error(exc), _cors_of(request.headers, settings), started, settings)
+    headers = header_map(request.scope)
+    return respond(request, headers, _internal_error(exc), _cors_of(headers, settings), started, settings)
+
+
+async def _escaped(scope, receive, send, exc: Exception, started: float, response_started: bool,
+                   settings: Settings) -> None:
+    """An exception nothing inside caught: one log line carrying the traceback (key scrubbed),
+    and, unless half an answer is already out, the contract's JSON internal_error."""
+    headers, outcome = header_map(scope), _internal_error(exc)
+    log_request(scope.get("method", "GET"), scope.get("path") or "/", headers, scope.get("client"),
+                outcome, started, settings)
+    if response_started:
+        return  # half an answer is out: nothing more can be said on this connection
+    await _response(outcome, _cors_of(headers, settings))(scope, receive, send)
 
 
 class ContractErrors:
@@ -232,10 +257,34 @@ class ContractErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001
-            request = Request(scope)
-            outcome = _internal_error(exc)
-            log_request(scope.get("method", "GET"), scope.get("path") or "/", request.headers, scope.get("client"),
-                        outcome, started, self.settings)
-            if response_started:
-                return  # half an answer is out: nothing more can be said on this connection
-            await _response(outcome, _cors_of(request.headers, self.settings))(scope, receive, send)
+            await _escaped(scope, receive, send, exc, started, response_started, self.settings)
+
+
+class DirectApp:
+    """The ASGI app the server runs: an HTTP request goes straight to `handle` (whose checks
+    decide every path and method, so the framework's router, its per-request execution-id
+    wrappers and Starlette's middleware stack have nothing left to decide); lifespan and any
+    other scope go to the framework's own app. Same answers as through the framework, for
+    about a fifth less CPU per request (README, Performance).
+
+    An exception escaping `handle` or the sending of its response is handled as ContractErrors
+    does: the JSON internal_error if nothing was sent yet, and one log line either way."""
+
+    def __init__(self, framework_app, settings: Settings = SETTINGS):
+        self.framework_app = framework_app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.framework_app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            response = await handle(Request(scope, receive), self.settings)
+        except Exception as exc:  # noqa: BLE001
+            await _escaped(scope, receive, send, exc, started, False, self.settings)
+            return
+        try:
+            await response(scope, receive, send)
+        except Exception as exc:  # noqa: BLE001 - Starlette sends the start first: treat it as out
+            await _escaped(scope, receive, send, exc, started, True, self.settings)

@@ -18,6 +18,8 @@ _CLOUD_TRACE_RE = re.compile(r"([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?")
 _TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _MAX_FIELD = 256  # caller-controlled strings (origin, user agent, path) are cut here
 _write_lock = threading.Lock()
+# One encoder for every line (json.dumps with arguments would build a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _cut(value: str | None) -> str | None:
@@ -84,7 +86,7 @@ def request_line(*, method: str, path: str, status: int, code: str, elapsed: flo
         entry["appId"] = _cut(app_id)
     if auth_problem is not None:
         entry["authProblem"] = _cut(auth_problem)
-    return json.dumps(entry, separators=(",", ":"))
+    return _ENCODER.encode(entry)
 
 
 def emit(line: str, secret: str | None) -> None:

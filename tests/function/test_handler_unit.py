@@ -135,7 +135,8 @@ def test_importing_main_twice_hooks_the_app_builder_once(app):
     builder = functions_framework.aio._create_asgi_app_with_function
     assert builder.__name__ == "_contract_app"
     assert functions_framework.aio._token_original_builder.__name__ == "_create_asgi_app_with_function"
-    assert sum(1 for m in app.user_middleware if m.cls is token_handler.ContractErrors) == 1
+    assert isinstance(app, token_handler.DirectApp)
+    assert sum(1 for m in app.framework_app.user_middleware if m.cls is token_handler.ContractErrors) == 1
 
 
 @pytest.mark.parametrize("path", ["/token", "/"])
