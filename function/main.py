@@ -73,6 +73,7 @@ def _with_upstream_session(inner):
         token_upstream.session()
         async with inner(app) as state:
             yield state
+        await token_upstream.close()  # shutdown runs after the server has drained its requests
     return lifespan
 
 

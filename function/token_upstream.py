@@ -93,6 +93,12 @@ def session() -> aiohttp.ClientSession:
     return _session
 
 
+async def close() -> None:
+    """Close the process's session (and its pooled connections), if one is open."""
+    if _session is not None and not _session.closed:
+        await _session.close()
+
+
 @dataclass(frozen=True)
 class Minted:
     """Success: the upstream JSON, byte for byte."""

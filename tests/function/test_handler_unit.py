@@ -61,9 +61,17 @@ def only_log_line(capsys) -> dict:
     return json.loads(lines[0])
 
 
-@pytest.fixture
-def app():
-    return functions_framework.aio.create_asgi_app(target="token", source=MAIN)
+@pytest.fixture(params=["direct", "framework"])
+def app(request):
+    """Both apps main.py can hand the server: DirectApp (the default), and the framework's own
+    Starlette app with the contract's hooks (what LOG_EXECUTION_ID=true gets)."""
+    if request.param == "direct":
+        built = functions_framework.aio.create_asgi_app(target="token", source=MAIN)
+        assert isinstance(built, token_handler.DirectApp)
+        return built
+    built = main._contract_app(main.token, "http", True)
+    assert not isinstance(built, token_handler.DirectApp)
+    return built
 
 
 @pytest.fixture
@@ -131,12 +139,60 @@ def test_main_exposes_the_async_token_entry_point(capsys):
     assert response.status_code == 405 and response.headers["Allow"] == "POST, OPTIONS"
 
 
-def test_importing_main_twice_hooks_the_app_builder_once(app):
+def test_importing_main_twice_hooks_the_app_builder_once():
+    app = functions_framework.aio.create_asgi_app(target="token", source=MAIN)
     builder = functions_framework.aio._create_asgi_app_with_function
     assert builder.__name__ == "_contract_app"
     assert functions_framework.aio._token_original_builder.__name__ == "_create_asgi_app_with_function"
     assert isinstance(app, token_handler.DirectApp)
     assert sum(1 for m in app.framework_app.user_middleware if m.cls is token_handler.ContractErrors) == 1
+
+
+def test_an_exception_while_the_answer_is_sent_is_logged_and_nothing_more_is_sent(monkeypatch, capsys):
+    # The response start went out, then the send failed: one internal_error line (traceback
+    # included, key scrubbed), and no second response on that connection.
+    built = functions_framework.aio.create_asgi_app(target="token", source=MAIN)
+    app = token_handler.DirectApp(built.framework_app, SETTINGS)  # SETTINGS holds the key to scrub
+
+    async def answer(request, settings=ENV_SETTINGS):
+        return token_handler.Response(b'{"client_secret": {"value": "ek"}}', media_type="application/json")
+    monkeypatch.setattr(token_handler, "handle", answer)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            raise OSError(f"connection lost while sending (Bearer {KEY})")
+    asyncio.run(app(scope(), receiver(b""), send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 200
+    line = only_log_line(capsys)
+    assert line["code"] == "internal_error" and "OSError: connection lost" in line["message"]
+    assert KEY not in json.dumps(line) and "[redacted]" in line["message"]
+
+
+def test_lifespan_goes_through_the_frameworks_app_and_opens_the_session():
+    app = functions_framework.aio.create_asgi_app(target="token", source=MAIN)
+    sent, messages = [], [{"type": "lifespan.startup"}]
+
+    async def run():
+        stop = asyncio.Event()
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await stop.wait()
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message):
+            sent.append(message["type"])
+            if message["type"] == "lifespan.startup.complete":
+                assert token_upstream._session is not None and not token_upstream._session.closed
+                stop.set()
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    asyncio.run(run())
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert token_upstream._session.closed  # closed at shutdown, after the server drained
 
 
 @pytest.mark.parametrize("path", ["/token", "/"])
