@@ -169,6 +169,18 @@ def import_seconds(source: Path, env: dict[str, str]) -> float:
     return float(out.strip().splitlines()[-1])
 
 
+def aiohttp_import_seconds(env: dict[str, str]) -> float:
+    """What the worker's boot pays for the upstream client: `import aiohttp` in a fresh
+    interpreter that has already imported the framework (as the forked worker has)."""
+    code = ("import time, functions_framework.aio; t = time.perf_counter(); import aiohttp; "
+            "print(time.perf_counter() - t)")
+    full_env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    full_env.update({"PYTHONDONTWRITEBYTECODE": "1", **env})
+    out = subprocess.run([sys.executable, "-c", code], env=full_env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------- figures
 
 @dataclass
@@ -232,7 +244,8 @@ def verdict(ok: bool | None) -> str:
 
 
 def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, imp: float, args,
-               before_cold_ms: float | None = None, before_imp: float | None = None) -> list[list[str]]:
+               before_cold_ms: float | None = None, before_imp: float | None = None,
+               floor_imp: float | None = None, aiohttp_imp: float | None = None) -> list[list[str]]:
     """Rows of: figure, direct, endpoint, node, framework floor, target, result."""
     def c1(col, attr):
         return getattr(col.c1, attr) if col and col.c1 else None
@@ -280,8 +293,10 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
          fmt(node.cold_ms if node else None, ".0f"), fmt(floor.cold_ms, ".0f"),
          f"<= 1.2 x before ({fmt(before_cold_ms, '.0f')} ms, Flask {args.before_rev})",
          verdict(None if before_cold_ms is None else fn.cold_ms <= 1.2 * before_cold_ms)],
-        [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", "-",
+        [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", fmt(floor_imp, ".3f"),
          f"< 0.25 (before: {fmt(before_imp, '.3f')})", verdict(imp < 0.25)],
+        [f"  ... import aiohttp after the framework, in the worker's boot (ms, median of {args.imports})", "-",
+         fmt(aiohttp_imp * 1000 if aiohttp_imp is not None else None, ".0f"), "-", "-", "", ""],
     ]
 
 
@@ -362,9 +377,17 @@ def main(argv=None) -> int:
 
     with RemoteStandIn(delay=args.delay_ms / 1000, api_key=API_KEY) as upstream:
         env = endpoint_env(upstream.url, args.threads)
-        imports = [import_seconds(args.source, env) for _ in range(args.imports)]
-        imp = statistics.median(imports)
-        print(f"import: {', '.join(f'{x:.3f}' for x in imports)} s", flush=True)
+        # Interleaved with the no-op function's (the framework's floor: functions-framework's
+        # ASGI mode imports Flask too), so that machine noise hits both alike.
+        imports, floor_imports, aiohttp_imports = [], [], []
+        for _ in range(args.imports):
+            imports.append(import_seconds(args.source, env))
+            floor_imports.append(import_seconds(NOOP_SOURCE, env))
+            aiohttp_imports.append(aiohttp_import_seconds(env))
+        imp, floor_imp, aiohttp_imp = map(statistics.median, (imports, floor_imports, aiohttp_imports))
+        print(f"import: {', '.join(f'{x:.3f}' for x in imports)} s; framework floor (no-op fn): "
+              f"{', '.join(f'{x:.3f}' for x in floor_imports)} s; aiohttp after the framework: "
+              f"{', '.join(f'{x * 1000:.0f}' for x in aiohttp_imports)} ms", flush=True)
 
         fn_col, node_col, direct = Column("endpoint"), None if node_missing else Column("node"), Column("direct")
         before_dir = tempfile.TemporaryDirectory(prefix="bench-before-")
@@ -423,7 +446,7 @@ def main(argv=None) -> int:
                 node.stop()
             print("node done", flush=True)
 
-    rows = build_rows(direct, fn_col, node_col, floor, imp, args, before_cold_ms, before_imp)
+    rows = build_rows(direct, fn_col, node_col, floor, imp, args, before_cold_ms, before_imp, floor_imp, aiohttp_imp)
     print()
     print(render_text(rows))
     print(f"\n(stand-in delay {args.delay_ms:g} ms; endpoint = functions-framework ASGI mode, gunicorn + "
