@@ -11,6 +11,7 @@ once the response is complete, discards the rest as it arrives.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
@@ -154,9 +155,16 @@ def _response(outcome: Outcome, cors: tuple[tuple[str, str], ...]) -> Response:
         response = Response(status_code=204)  # no body, so no type and no length
     else:
         response = Response(outcome.body, status_code=outcome.status, media_type="application/json")
-    response.raw_headers.extend((name.lower().encode("latin-1"), value.encode("latin-1"))
-                                for name, value in BASE_HEADERS + cors + outcome.headers)
+    response.raw_headers.extend(_encoded(BASE_HEADERS + cors + outcome.headers))
     return response
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """Response headers as ASGI wants them. Nearly every response repeats one of a few
+    combinations (per allowed origin), so each is encoded once (a Retry-After value passed on
+    from Outspeed is a rare, bounded-size entry)."""
+    return tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
 def log_request(request_method: str, path: str, headers, client, outcome: Outcome, started: float,

@@ -14,12 +14,17 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every call (json.loads with an argument would build a new one, scanner
+# included, per call: it showed in the per-request profile).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse; ValueError for anything that is not JSON in UTF-8 (a leading BOM is ignored,
     as RFC 8259 allows)."""
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw  # UnicodeDecodeError is a ValueError
     try:
-        return json.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
+        return _DECODER.decode(text.removeprefix("\ufeff"))
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
