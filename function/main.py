@@ -41,7 +41,10 @@ async def token(request: Request) -> Response:
 # is looked up on functions_framework.aio at call time; wrapping it here (the one seam between
 # "module loaded" and "app built") lets the module add, with Starlette's public API, a handler
 # for those routing answers and an innermost middleware for exceptions, so the contract (JSON,
-# no-store, CORS, one log line) holds for every request.
+# no-store, CORS, one log line) holds for every request, and then hand the server
+# token_handler.DirectApp in front of that app: HTTP requests go straight to the handler (its
+# checks decide every path and method; the router and middleware stack only cost CPU), while
+# lifespan stays the framework's.
 _aio = functions_framework.aio
 # The original builder (kept on the module so that importing this file twice, as tests do,
 # never wraps the wrapper).
