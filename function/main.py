@@ -39,12 +39,13 @@ async def token(request: Request) -> Response:
 # app answers /robots.txt and /favicon.ico with its own plain-text 404, a method its routes do
 # not list with a plain-text 405, and an escaped exception with a plain-text 500. Its builder
 # is looked up on functions_framework.aio at call time; wrapping it here (the one seam between
-# "module loaded" and "app built") lets the module add, with Starlette's public API, a handler
-# for those routing answers and an innermost middleware for exceptions, so the contract (JSON,
-# no-store, CORS, one log line) holds for every request, and then hand the server
-# token_handler.DirectApp in front of that app: HTTP requests go straight to the handler (its
-# checks decide every path and method; the router and middleware stack only cost CPU), while
-# lifespan stays the framework's.
+# "module loaded" and "app built") lets the module hand the server token_handler.DirectApp in
+# front of that app: HTTP requests go straight to the handler (its checks decide every path
+# and method, so the router and middleware stack would only cost CPU), while lifespan stays
+# the framework's. Where requests must take the framework's route (LOG_EXECUTION_ID=true), it
+# adds instead, with Starlette's public API, a handler for those routing answers and an
+# innermost middleware for exceptions. Either way the contract (JSON, no-store, CORS, one log
+# line) holds for every request.
 _aio = functions_framework.aio
 # The original builder (kept on the module so that importing this file twice, as tests do,
 # never wraps the wrapper).
@@ -56,14 +57,15 @@ if _build is None:  # fail the cold start loudly rather than serve outside the c
 
 def _contract_app(function, signature_type, enable_id_logging):
     app = _build(function, signature_type, enable_id_logging)
+    app.router.lifespan_context = _with_upstream_session(app.router.lifespan_context)
+    if not enable_id_logging:
+        return token_handler.DirectApp(app)  # HTTP straight to the handler; lifespan through `app`
+    # LOG_EXECUTION_ID=true: the framework's per-request wrapper must run (it labels every
+    # stdout line with the execution id), so requests take the framework's route, with the
+    # contract's hooks for its routing answers and escaped exceptions.
     app.add_exception_handler(HTTPException, token_handler.handle_http_exception)
     app.user_middleware.append(Middleware(token_handler.ContractErrors))  # innermost: sees every escape first
-    app.router.lifespan_context = _with_upstream_session(app.router.lifespan_context)
-    if enable_id_logging:
-        # LOG_EXECUTION_ID=true: the framework's per-request wrapper must run (it labels every
-        # stdout line with the execution id), so requests take the framework's route.
-        return app
-    return token_handler.DirectApp(app)
+    return app
 
 
 def _with_upstream_session(inner):

@@ -145,7 +145,8 @@ def test_importing_main_twice_hooks_the_app_builder_once():
     assert builder.__name__ == "_contract_app"
     assert functions_framework.aio._token_original_builder.__name__ == "_create_asgi_app_with_function"
     assert isinstance(app, token_handler.DirectApp)
-    assert sum(1 for m in app.framework_app.user_middleware if m.cls is token_handler.ContractErrors) == 1
+    framework_route = builder(main.token, "http", True)  # what LOG_EXECUTION_ID=true gets
+    assert sum(1 for m in framework_route.user_middleware if m.cls is token_handler.ContractErrors) == 1
 
 
 def test_an_exception_while_the_answer_is_sent_is_logged_and_nothing_more_is_sent(monkeypatch, capsys):
