@@ -201,7 +201,7 @@ async def mint(call: UpstreamCall, settings: Settings) -> Minted | Failed:
         return Failed(Rejection("upstream_unreachable"), None)
 
 
-# --- plain GETs on the same session (caller authentication's JWKS / discovery fetches) ---
+# --- other calls on the same session (key fetches, Google APIs, the metadata server) ---
 
 @dataclass(frozen=True)
 class Fetched:
@@ -215,19 +215,26 @@ class FetchError(Exception):
     went wrong, never a body."""
 
 
-async def fetch(url: str, *, timeout: float, max_bytes: int = 1 << 20) -> Fetched:
-    """GET `url` on the pooled session; the whole answer (headers and body) within `timeout`
-    seconds, at most `max_bytes` of body. Any status is returned as is (the caller decides)."""
+async def fetch(url: str, *, timeout: float, max_bytes: int = 1 << 20, method: str = "GET",
+                headers: Mapping[str, str] | None = None, body: bytes | None = None) -> Fetched:
+    """`method` `url` on the pooled session (GET by default: caller authentication's JWKS and
+    discovery; POST with a body and extra headers: Google APIs such as App Check's token
+    consumption, and the metadata server); the whole answer (headers and body) within
+    `timeout` seconds, at most `max_bytes` of body. Any status is returned as is (the caller
+    decides). Redirects are never followed."""
     aiohttp = _lib()
     from multidict import CIMultiDictProxy  # aiohttp's own dependency, loaded with it
+    request_headers = {"Accept": "application/json"}
+    if headers:
+        request_headers.update(headers)
     try:
-        async with session().get(url, allow_redirects=False, timeout=_deadline(timeout),
-                                 headers={"Accept": "application/json"}) as response:
-            body = await _read_capped(response, max_bytes)
-            return Fetched(response.status, CIMultiDictProxy(response.headers.copy()), body)
+        async with session().request(method, url, data=body, allow_redirects=False, timeout=_deadline(timeout),
+                                     headers=request_headers) as response:
+            data = await _read_capped(response, max_bytes)
+            return Fetched(response.status, CIMultiDictProxy(response.headers.copy()), data)
     except (TimeoutError, asyncio.TimeoutError):
-        raise FetchError(f"GET {url}: no whole answer within {timeout} s") from None
+        raise FetchError(f"{method} {url}: no whole answer within {timeout} s") from None
     except _TooLarge:
-        raise FetchError(f"GET {url}: body over {max_bytes} bytes") from None
+        raise FetchError(f"{method} {url}: body over {max_bytes} bytes") from None
     except aiohttp.ClientError as exc:
-        raise FetchError(f"GET {url}: {type(exc).__name__}") from None
+        raise FetchError(f"{method} {url}: {type(exc).__name__}") from None
