@@ -326,3 +326,17 @@ def test_make_smoke_passes_against_make_run(upstream):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS  mint for agent agent-ci" in done.stdout
     assert done.stdout.rstrip().endswith("smoke: 3 passed, 0 failed, 2 skipped")
+
+
+def test_old_tls_that_this_openssl_cannot_offer_is_not_checkable_here(prod, monkeypatch):
+    monkeypatch.setattr(ssl, "HAS_TLSv1", False)  # as on a build without TLS 1.0 at all
+    with make_edge(prod, tls_min=ssl.TLSVersion.TLSv1) as edge:
+        code, out = prod_smoke(prod, edge)
+    assert line(out, "TLS 1.0 refused").startswith("SKIP  TLS 1.0 refused: not checkable here")
+    assert line(out, "TLS 1.1 refused").startswith("FAIL")  # still offered, and accepted
+    assert code == 1
+
+
+def test_a_malformed_resolve_is_one_clear_line(dev_url):
+    code, out = run_smoke("--url", dev_url, "--resolve", "no-address-here")
+    assert code == 2 and "expected HOST:ADDRESS" in out and "Traceback" not in out
