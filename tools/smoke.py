@@ -389,7 +389,8 @@ def run_checks(t: Target, out=sys.stdout, **mint) -> list[Result]:
 def stack_outputs(stack: str, cwd: Path = ROOT) -> dict:
     try:
         done = subprocess.run(["pulumi", "stack", "output", "--json", "--stack", stack], cwd=cwd,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)  # never a hidden passphrase prompt
     except FileNotFoundError:
         raise SmokeError("the Pulumi CLI (`pulumi`) is not on PATH, so the stack's outputs cannot be read: "
                          "install it, or pass the endpoint yourself: --url <tokenUrl> (make smoke URL=...)") from None
