@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: test run plan bench lock clean
+.PHONY: test run plan smoke bench lock clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt function/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ run: $(VENV)/.installed
 
 plan: $(VENV)/.installed
 	$(PY) -m tools.plan $(STACK)
+
+# After `pulumi up` (docs/deploying.md): checks the live endpoint, one PASS/FAIL/SKIP line each.
+# URL= skips `pulumi stack output` (e.g. URL=http://localhost:8080/token against make run);
+# AGENT= mints one real key; tokens via env SMOKE_ID_TOKEN / SMOKE_APP_CHECK_TOKEN; ARGS= any other flag.
+smoke: $(VENV)/.installed
+	$(PY) -m tools.smoke --stack $(STACK) $(if $(URL),--url $(URL)) $(if $(AGENT),--agent-id $(AGENT)) $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.run
