@@ -15,7 +15,7 @@ import requests
 from function_helpers import API_KEY, HTTPS_APP, error_of, log_lines
 from tools.appcheck_standin import AppCheckStandIn
 from tools.demo_issuer import DemoIssuer
-from tools.function_server import FunctionServer, free_port
+from tools.function_server import FunctionServer, StartupError, free_port
 from tools.outspeed_standin import OutspeedStandIn
 
 PROJECT = "123456789012"
@@ -224,7 +224,7 @@ def test_consume_false_makes_no_call_at_all():
 
 def test_consume_without_app_check_stops_the_cold_start():
     server = FunctionServer({"OUTSPEED_API_KEY": API_KEY, "AUTH_APP_CHECK_CONSUME": "true"})
-    with pytest.raises(Exception) as info:
+    with pytest.raises(StartupError) as info:
         server.start()
     server.stop()
     assert "AUTH_APP_CHECK_CONSUME" in str(info.value) and "AUTH_APP_CHECK_PROJECT_NUMBER" in str(info.value)
