@@ -37,6 +37,7 @@ RETRY_AFTER_SECONDS = 5
 REFRESH_MARGIN_SECONDS = 225.0
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 MAX_ANSWER_BYTES = 64 * 1024
+FETCH_MARGIN_SECONDS = 0.1
 # 403s that say the function itself may not call (no tokenVerifier role, API not enabled in
 # the project): the server's fault, not the caller's token (google.rpc.ErrorInfo reasons).
 # token_upstream.fetch: (url, *, timeout, max_bytes, method, headers, body) -> Fetched.
@@ -182,7 +183,9 @@ class Consumer:
             return self._token
         loop = asyncio.get_running_loop()
         if self._pending is None or self._pending.done() or self._pending.get_loop() is not loop:
-            self._pending = loop.create_task(self._refresh(self._left(deadline)))
+            # Its own bound ends just inside this request's deadline: the fetch is over (and a
+            # request arriving next starts afresh) by the time this one answers.
+            self._pending = loop.create_task(self._refresh(max(0.01, self._left(deadline) - FETCH_MARGIN_SECONDS)))
             # Its failure is reported to the waiters; if they all gave up, nobody else asks.
             self._pending.add_done_callback(lambda task: task.cancelled() or task.exception())
         # Shielded: one waiter's deadline must not cancel the fetch the others share.
