@@ -305,18 +305,17 @@ def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
 
 def _with_consumption(env: Mapping[str, str], app_check: AppCheckCheck | None) -> AppCheckCheck | None:
     """AUTH_APP_CHECK_CONSUME and where it goes (AUTH_APP_CHECK_API_BASE, GCE_METADATA_HOST)."""
-    consume = _bool(env, "AUTH_APP_CHECK_CONSUME", False)
+    if not _bool(env, "AUTH_APP_CHECK_CONSUME", False):
+        return app_check  # the other two are read only when used (the runtime may set GCE_METADATA_HOST)
+    if app_check is None:
+        # Nothing to consume: the setting would silently protect nothing.
+        raise SettingsError("AUTH_APP_CHECK_CONSUME is true but AUTH_APP_CHECK_PROJECT_NUMBER is not set: "
+                            "replay protection consumes App Check tokens, so App Check must be on")
     api_base = _key_url(env, "AUTH_APP_CHECK_API_BASE", query_ok=False) or DEFAULT_APP_CHECK_API_BASE
     metadata_host = _text(env, "GCE_METADATA_HOST") or DEFAULT_METADATA_HOST
     if not METADATA_HOST_RE.fullmatch(metadata_host):
         raise SettingsError("GCE_METADATA_HOST must be host[:port] (no scheme or path), "
                             f"like {DEFAULT_METADATA_HOST} or 127.0.0.1:8089, got {_show(metadata_host)}")
-    if not consume:
-        return app_check
-    if app_check is None:
-        # Nothing to consume: the setting would silently protect nothing.
-        raise SettingsError("AUTH_APP_CHECK_CONSUME is true but AUTH_APP_CHECK_PROJECT_NUMBER is not set: "
-                            "replay protection consumes App Check tokens, so App Check must be on")
     return replace(app_check, consume=True, api_base=api_base.rstrip("/"), metadata_host=metadata_host)
 
 

@@ -53,6 +53,11 @@ def test_malformed_settings_stop_the_cold_start_naming_the_variable(env, name):
     assert str(info.value).startswith(name)
 
 
+def test_the_google_addresses_are_read_only_when_consuming():
+    # a metadata host the runtime itself might set is no concern of a function that never calls it
+    assert from_env({**APP, "GCE_METADATA_HOST": "odd/value"}).caller_auth.app_check.consume is False
+
+
 # ---- pure decisions ------------------------------------------------------------------------
 
 def google_error(status, code, message, reason=None):
