@@ -15,6 +15,7 @@ from typing import Callable
 
 import token_auth
 from token_auth import Refused
+from token_consume import Consumer
 from token_keys import Fetch, KeySource, KeysUnavailable
 from token_policy import APP_CHECK_FAILED, UNAUTHENTICATED, Rejection, auth_unavailable
 from token_settings import CallerAuth
@@ -47,6 +48,9 @@ class Authenticator:
                                      issuer=check.issuer, clock=clock)
         if auth.app_check is not None:
             self.app_check_keys = KeySource(fetch, jwks_uri=auth.app_check.jwks_uri, clock=clock)
+        # Replay protection: consumes App Check tokens at Firebase (the handler calls it last,
+        # right before spending); None when off.
+        self.consumer = Consumer(auth.app_check, fetch, clock) if auth.app_check and auth.app_check.consume else None
 
     async def check(self, authorization: str | None, app_check: str | None) -> Caller | Denied:
         if not token_auth.library_loaded():

@@ -1,6 +1,7 @@
 """One request, start to finish: the contract's checks in order (path, origin, preflight,
-method, caller credentials, content type, size, JSON, fields, policy, key; the first failing
-one answers, nothing rejected reaches Outspeed), the upstream call, the response, one log line.
+method, caller credentials, content type, size, JSON, fields, policy, key, App Check
+consumption; the first failing one answers, nothing rejected reaches Outspeed), the upstream
+call, the response, one log line.
 Starlette request/response glue around the pure decisions of token_policy and the caller check
 of token_caller (which runs before any of the body is read).
 
@@ -20,9 +21,11 @@ from dataclasses import dataclass
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+import token_auth
 import token_log
 import token_upstream
 from token_caller import Authenticator, Denied
+from token_consume import Refused
 from token_policy import (ERRORS, MAX_BODY_BYTES, METHODS, PATHS, Rejection, decide_origin, is_json_content_type,
                           parse_json_object, plan, preflight_headers, too_large)
 from token_settings import SETTINGS, Settings
@@ -111,18 +114,19 @@ async def _decide(request: Request, headers: dict[str, str], settings: Settings,
     # Caller credentials: after the method, before the content type and before any of the body
     # is read (DESIGN.md, "Order of checks").
     if not authenticator.enabled:
-        return await _after_credentials(request, headers, settings)
+        return await _after_credentials(request, headers, settings, authenticator)
     caller = await authenticator.check(headers.get("authorization"), headers.get("x-firebase-appcheck"))
     if isinstance(caller, Denied):
         outcome = _rejected(caller.rejection)
         outcome.auth_problem = caller.reason
         return outcome
-    outcome = await _after_credentials(request, headers, settings)
+    outcome = await _after_credentials(request, headers, settings, authenticator)
     outcome.subject, outcome.app_id = caller.subject, caller.app_id
     return outcome
 
 
-async def _after_credentials(request: Request, headers: dict[str, str], settings: Settings) -> Outcome:
+async def _after_credentials(request: Request, headers: dict[str, str], settings: Settings,
+                             authenticator: Authenticator) -> Outcome:
     if not is_json_content_type(headers.get("content-type")):
         return _rejected(Rejection("unsupported_media_type"))
     if too_large(_content_length(headers)):
@@ -138,6 +142,14 @@ async def _after_credentials(request: Request, headers: dict[str, str], settings
         return _rejected(call)
     if not settings.api_key:
         return _rejected(Rejection("not_configured"), call.agent_id)
+    # App Check consumption, when on: after every cheaper check (a request refused for its body
+    # never burns the caller's token), before anything is spent.
+    if authenticator.consumer is not None:
+        consumed = await authenticator.consumer.consume(token_auth.app_check_token(headers.get("x-firebase-appcheck")))
+        if isinstance(consumed, Refused):
+            outcome = _rejected(consumed.rejection, call.agent_id)
+            outcome.auth_problem = consumed.reason
+            return outcome
     result = await token_upstream.mint(call, settings)
     if isinstance(result, Minted):
         return Outcome(200, "ok", result.body, (), call.agent_id, result.upstream_status)

@@ -38,6 +38,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "session_config_not_allowed": (400, "Only agentId and source may be sent; the session config is set on the server."),
     "unauthenticated": (401, "Sign in first: send a valid ID token as Authorization: Bearer <token>."),
     "app_check_failed": (401, "This request did not come from a verified app (X-Firebase-AppCheck)."),
+    "app_check_replayed": (401, "This App Check token was already used; send a fresh limited-use token."),
     "origin_not_allowed": (403, "This origin may not request tokens."),
     "agent_not_allowed": (403, "This agent is not served by this endpoint."),
     "not_found": (404, "Not found. POST to /token."),
@@ -135,6 +136,7 @@ def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
 
 UNAUTHENTICATED = Rejection("unauthenticated", (("WWW-Authenticate", 'Bearer realm="outspeed-token"'),))
 APP_CHECK_FAILED = Rejection("app_check_failed")
+APP_CHECK_REPLAYED = Rejection("app_check_replayed")
 
 
 def preflight_headers(settings: Settings) -> tuple[tuple[str, str], ...]:

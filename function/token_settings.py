@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -39,6 +39,13 @@ class SettingsError(ValueError):
 
 # ---- caller authentication (DESIGN.md, "Caller authentication") ------------------------
 DEFAULT_APP_CHECK_JWKS_URI = "https://firebaseappcheck.googleapis.com/v1/jwks"
+# Replay protection (DESIGN.md, "Spend ceiling"): where tokens are consumed, and where the
+# function gets its own access token (always plain http: the metadata server is link-local).
+DEFAULT_APP_CHECK_API_BASE = "https://firebaseappcheck.googleapis.com"
+DEFAULT_METADATA_HOST = "metadata.google.internal"
+# GCE_METADATA_HOST as Google's client libraries read it: host[:port], no scheme or path.
+METADATA_HOST_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+                              r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 # Only these hosts may serve keys over plain http: local runs and tests, never the network.
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 PROJECT_NUMBER_RE = re.compile(r"[0-9]{1,20}")
@@ -65,6 +72,9 @@ class AppCheckCheck:
     project_number: str
     app_ids: frozenset[str] = frozenset()  # empty: any app of the project
     jwks_uri: str = DEFAULT_APP_CHECK_JWKS_URI
+    consume: bool = False  # replay protection: each token consumed once at Firebase
+    api_base: str = DEFAULT_APP_CHECK_API_BASE
+    metadata_host: str = DEFAULT_METADATA_HOST
 
     @property
     def issuer(self) -> str:
@@ -290,7 +300,23 @@ def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
     elif app_ids:
         raise SettingsError("AUTH_APP_CHECK_APP_IDS is set but AUTH_APP_CHECK_PROJECT_NUMBER is not: "
                             "set the project number too")
-    return CallerAuth(id_token, app_check)
+    return CallerAuth(id_token, _with_consumption(env, app_check))
+
+
+def _with_consumption(env: Mapping[str, str], app_check: AppCheckCheck | None) -> AppCheckCheck | None:
+    """AUTH_APP_CHECK_CONSUME and where it goes (AUTH_APP_CHECK_API_BASE, GCE_METADATA_HOST)."""
+    if not _bool(env, "AUTH_APP_CHECK_CONSUME", False):
+        return app_check  # the other two are read only when used (the runtime may set GCE_METADATA_HOST)
+    if app_check is None:
+        # Nothing to consume: the setting would silently protect nothing.
+        raise SettingsError("AUTH_APP_CHECK_CONSUME is true but AUTH_APP_CHECK_PROJECT_NUMBER is not set: "
+                            "replay protection consumes App Check tokens, so App Check must be on")
+    api_base = _key_url(env, "AUTH_APP_CHECK_API_BASE", query_ok=False) or DEFAULT_APP_CHECK_API_BASE
+    metadata_host = _text(env, "GCE_METADATA_HOST") or DEFAULT_METADATA_HOST
+    if not METADATA_HOST_RE.fullmatch(metadata_host):
+        raise SettingsError("GCE_METADATA_HOST must be host[:port] (no scheme or path), "
+                            f"like {DEFAULT_METADATA_HOST} or 127.0.0.1:8089, got {_show(metadata_host)}")
+    return replace(app_check, consume=True, api_base=api_base.rstrip("/"), metadata_host=metadata_host)
 
 
 def from_env(env: Mapping[str, str]) -> Settings:

@@ -88,6 +88,7 @@ class IdTokenAuth:
 class AppCheckAuth:
     project_number: str  # digits
     app_ids: tuple[str, ...] = ()  # empty: any app of the project
+    consume: bool = False  # replay protection: each token consumed once at Firebase
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ def _caller_auth(raw: Any) -> CallerAuth:
 
     app_check = None
     if top.get("appCheck") is not None:
-        ac = _object("callerAuth.appCheck", top["appCheck"], ("projectNumber", "appIds"),
+        ac = _object("callerAuth.appCheck", top["appCheck"], ("projectNumber", "appIds", "consume"),
                      '{projectNumber: "123456789012"}')
         number = ac.get("projectNumber")
         if isinstance(number, int) and not isinstance(number, bool) and number >= 0:
@@ -289,7 +290,8 @@ def _caller_auth(raw: Any) -> CallerAuth:
             if not _APP_ID.fullmatch(app_id):
                 raise ConfigError("callerAuth.appCheck.appIds", f"{app_id!r} is not a Firebase app id",
                                   "copy app ids from Firebase Project settings, e.g. 1:123456789012:web:0a1b2c3d")
-        app_check = AppCheckAuth(project_number=number.strip(), app_ids=_unique(app_ids))
+        app_check = AppCheckAuth(project_number=number.strip(), app_ids=_unique(app_ids),
+                                 consume=_bool("callerAuth.appCheck.consume", ac.get("consume", False)))
 
     anonymous = _bool("callerAuth.anonymous", top.get("anonymous", False))
     if anonymous and (id_token or app_check):
@@ -472,4 +474,6 @@ def function_environment(settings: Settings, project: str) -> dict[str, str]:
         env["AUTH_APP_CHECK_PROJECT_NUMBER"] = app_check.project_number
         if app_check.app_ids:
             env["AUTH_APP_CHECK_APP_IDS"] = ",".join(app_check.app_ids)
+        if app_check.consume:  # API base and metadata host keep their defaults when deployed
+            env["AUTH_APP_CHECK_CONSUME"] = "true"
     return dict(sorted(env.items()))

@@ -48,6 +48,11 @@ APIS = (
 # - logs: roles/logging.logWriter is PROJECT-WIDE: log writing has no narrower resource.
 BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/storage.objectViewer")
 BUILD_REPOSITORY_ROLE = "roles/artifactregistry.writer"
+# Replay protection (callerAuth.appCheck.consume): verifyAppCheckToken needs the permission
+# firebaseappcheck.appCheckTokens.verify, which Firebase's reference puts in the App Check
+# Token Verifier role (not Admin: nothing to manage); and its API, called as this project.
+APP_CHECK_CONSUME_ROLE = "roles/firebaseappcheck.tokenVerifier"
+APP_CHECK_API = "firebaseappcheck.googleapis.com"
 
 
 def physical_name(*parts: str, max_len: int = 63) -> str:
@@ -74,13 +79,15 @@ class TokenFunction(pulumi.ComponentResource):
         super().__init__("outspeed-token:infra:TokenFunction", name, None, opts)
         s, project, region = args.settings, args.project, args.region
 
-        apis = ProjectApis(f"{name}-apis", project, APIS, opts=pulumi.ResourceOptions(parent=self))
+        consume = s.caller_auth.app_check is not None and s.caller_auth.app_check.consume
+        apis = ProjectApis(f"{name}-apis", project, APIS + ((APP_CHECK_API,) if consume else ()),
+                           opts=pulumi.ResourceOptions(parent=self))
 
         def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[*apis.services, *depends_on])
 
-        # Accounts. The runtime account holds no project roles at all: its only grant is
-        # read access to this stack's one secret.
+        # Accounts. The runtime account holds no project roles (but App Check's token verifier,
+        # when it consumes tokens): its only other grant is read access to this stack's one secret.
         self.runtime_account = gcp.serviceaccount.Account(
             f"{name}-runtime-sa",
             project=project,
@@ -178,10 +185,22 @@ class TokenFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        runtime_grants: list[pulumi.Resource] = [accessor]
+        if consume:
+            # On the project: verifyAppCheckToken is a method of the project (no narrower resource).
+            # A Firebase project other than the stack's needs this grant there (docs/app-check-replay.md).
+            runtime_grants.append(gcp.projects.IAMMember(
+                f"{name}-runtime-appcheck-verifier",
+                project=project,
+                role=APP_CHECK_CONSUME_ROLE,
+                member=self.runtime_account.email.apply(lambda e: f"serviceAccount:{e}"),
+                opts=child(),
+            ))
+
         settled = pulumi_time.Sleep(
             f"{name}-iam-settle",
             create_duration=IAM_SETTLE,
-            opts=child(accessor, *build_grants),
+            opts=child(*runtime_grants, *build_grants),
         )
 
         env = function_environment(s, project)
@@ -230,7 +249,7 @@ class TokenFunction(pulumi.ComponentResource):
             # The runtime account must already read the secret and the build account hold its
             # roles (and both have taken effect), or the first deploy fails: secret access is
             # checked at deploy time, the build reads the source as the build account.
-            opts=child(settled, accessor, *build_grants),
+            opts=child(settled, *runtime_grants, *build_grants),
         )
 
         service_config = self.function.service_config

@@ -7,7 +7,8 @@
 /** The `error` codes the token endpoint answers with (see the README's error table). */
 export const ENDPOINT_ERROR_CODES = /** @type {const} */ ([
   "invalid_json", "invalid_agent_id", "invalid_source", "agent_id_required",
-  "session_config_not_allowed", "unauthenticated", "app_check_failed", "origin_not_allowed",
+  "session_config_not_allowed", "unauthenticated", "app_check_failed", "app_check_replayed",
+  "origin_not_allowed",
   "agent_not_allowed", "not_found",
   "agent_not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
   "upstream_rate_limited", "not_configured", "internal_error", "auth_unavailable", "upstream_auth_failed",
@@ -20,6 +21,8 @@ export const ENDPOINT_ERROR_CODES = /** @type {const} */ ([
 /**
  * @typedef {{ endpoint?: string, source?: string, signal?: AbortSignal,
  *   getIdToken?: () => Promise<string | null>, getAppCheckToken?: () => Promise<string> }} EphemeralKeyOptions
+ * getAppCheckToken: called once per request; return a limited-use token
+ * (`(await getLimitedUseToken(appCheck)).token`) when the endpoint has `consume` on.
  */
 
 export class EphemeralKeyError extends Error {

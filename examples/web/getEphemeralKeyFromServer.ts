@@ -9,6 +9,8 @@
  *     endpoint: TOKEN_URL,
  *     getIdToken: async () => (await auth.currentUser?.getIdToken()) ?? null,
  *     getAppCheckToken: async () => (await getToken(appCheck)).token,
+ *     // with replay protection on (callerAuth.appCheck.consume: true), a fresh one-use token:
+ *     // getAppCheckToken: async () => (await getLimitedUseToken(appCheck)).token,
  *   });
  *   await conversation.startSession({ agentId: "your-agent-id", source: "my-app", ephemeralKey });
  */
@@ -16,7 +18,8 @@
 /** The `error` codes the token endpoint answers with (see the README's error table). */
 export const ENDPOINT_ERROR_CODES = [
   "invalid_json", "invalid_agent_id", "invalid_source", "agent_id_required",
-  "session_config_not_allowed", "unauthenticated", "app_check_failed", "origin_not_allowed",
+  "session_config_not_allowed", "unauthenticated", "app_check_failed", "app_check_replayed",
+  "origin_not_allowed",
   "agent_not_allowed", "not_found",
   "agent_not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
   "upstream_rate_limited", "not_configured", "internal_error", "auth_unavailable", "upstream_auth_failed",
@@ -72,7 +75,13 @@ export interface EphemeralKeyOptions {
    * `unauthenticated`.
    */
   getIdToken?: () => Promise<string | null>;
-  /** A Firebase App Check token (`(await getToken(appCheck)).token`), sent as `X-Firebase-AppCheck`. */
+  /**
+   * A Firebase App Check token, sent as `X-Firebase-AppCheck`; called once per request.
+   * Return `(await getToken(appCheck)).token` normally. When the endpoint consumes tokens
+   * (`callerAuth.appCheck.consume: true`), return a limited-use token,
+   * `(await getLimitedUseToken(appCheck)).token`: each is accepted once, so a cached one is
+   * refused as `app_check_replayed`.
+   */
   getAppCheckToken?: () => Promise<string>;
 }
 
