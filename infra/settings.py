@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from pulumi import RunError
@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "memory": "256Mi",
     "monitoring": {"enabled": True, "alertEmails": [], "mintsPerHourAlert": 1000, "upstreamErrorRatio": 0.1,
                    "upstreamErrorWindowMinutes": 10, "upstreamMinCalls": 10, "alertWindowMinutes": 5,
-                   "armorDenialsPerMinuteAlert": 60, "runbookUrl": ""},
+                   "armorDenialsPerMinuteAlert": 60, "runbookUrl": "", "unauthenticatedPerMinuteAlert": 60},
     "callerAuth": {},
 }
 
@@ -384,7 +384,8 @@ def parse(get: Callable[[str], Any]) -> Settings:
                               "or knowingly run without it: callerAuth: {anonymous: true}")
 
     from infra.monitoring import parse_monitoring  # here: infra.monitoring imports this module
-    monitoring = parse_monitoring(value("monitoring"))
+    # The caller-auth alerts and chart follow callerAuth, not a monitoring field.
+    monitoring = replace(parse_monitoring(value("monitoring")), caller_checks=caller_auth.verifies_callers)
 
     warnings = []
     if auth and not hostnames:
