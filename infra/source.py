@@ -48,7 +48,7 @@ def function_module(name: str, source_dir: Path = DEFAULT_SOURCE_DIR):
     import importlib.util
     import sys
 
-    qualified = f"infra._function_{name}"
+    qualified = f"{__package__}._function_{name}"  # under this package, whatever it is named
     if qualified not in sys.modules:
         spec = importlib.util.spec_from_file_location(qualified, Path(source_dir) / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
