@@ -16,19 +16,17 @@ import re
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 import token_json
+import token_rules
+from token_rules import AGENT_ID_RE, APP_ID_RE, AUDIENCE_RE, HOSTNAME_RE, LOOPBACK_HOSTS, PROJECT_NUMBER_RE  # noqa: F401
+from token_rules import RuleError
 
 DEFAULT_API_BASE = "https://api.outspeed.com"
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
-# Same formats as the request body (DESIGN.md, "POST body"); an allowlisted agent id that
-# no request could ever carry is a typo worth failing on.
-AGENT_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# An exact DNS hostname or IPv4 literal as the browser puts it in Origin: no scheme, port,
-# path or wildcard (DESIGN.md: a `*` is a config error).
-HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+# The value rules (agent ids, hostnames, URLs, caller-auth values) live in token_rules,
+# which the infra applies to stack config at preview too: one rule per value.
 # A bearer token goes into an HTTP header: visible ASCII only.
 API_KEY_RE = re.compile(r"[\x21-\x7e]+")
 
@@ -46,12 +44,6 @@ DEFAULT_METADATA_HOST = "metadata.google.internal"
 # GCE_METADATA_HOST as Google's client libraries read it: host[:port], no scheme or path.
 METADATA_HOST_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
                               r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-# Only these hosts may serve keys over plain http: local runs and tests, never the network.
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-PROJECT_NUMBER_RE = re.compile(r"[0-9]{1,20}")
-# Firebase app ids look like 1:123456789012:web:0a1b2c3d4e5f; kept lenient beyond the alphabet.
-APP_ID_RE = re.compile(r"[A-Za-z0-9:._-]{1,128}")
-AUDIENCE_RE = re.compile(r"[\x21-\x7e]{1,512}")
 
 
 @dataclass(frozen=True)
@@ -164,35 +156,24 @@ def _api_key(env: Mapping[str, str]) -> str | None:
     return key
 
 
-def _api_base(env: Mapping[str, str]) -> str:
-    raw = _text(env, "OUTSPEED_API_BASE") or DEFAULT_API_BASE
+def _rule(name: str, rule, *args, **kwargs):
+    """Apply a token_rules rule; its problem becomes a SettingsError naming the variable."""
     try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        parts = None
-    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-            or parts.username or parts.password or parts.query or parts.fragment):
-        raise SettingsError(f"OUTSPEED_API_BASE must be an http(s) URL like {DEFAULT_API_BASE}, got {_show(raw)}")
-    return raw.rstrip("/")
+        return rule(*args, **kwargs)
+    except RuleError as error:
+        raise SettingsError(f"{name} {error}") from None
+
+
+def _api_base(env: Mapping[str, str]) -> str:
+    return _rule("OUTSPEED_API_BASE", token_rules.api_base, _text(env, "OUTSPEED_API_BASE") or DEFAULT_API_BASE)
 
 
 def _hostnames(env: Mapping[str, str]) -> frozenset[str]:
-    names = [name.lower() for name in _list(env, "ALLOWED_HOSTNAMES")]
-    for name in names:
-        if not HOSTNAME_RE.fullmatch(name):
-            raise SettingsError(f"ALLOWED_HOSTNAMES entry {_show(name)} is not an exact hostname "
-                                "(like app.example.com: no scheme, port, path or wildcard)")
-    return frozenset(names)
+    return frozenset(_rule("ALLOWED_HOSTNAMES", token_rules.hostname, name) for name in _list(env, "ALLOWED_HOSTNAMES"))
 
 
 def _agent_ids(env: Mapping[str, str]) -> frozenset[str]:
-    ids = _list(env, "ALLOWED_AGENT_IDS")
-    for agent_id in ids:
-        if not AGENT_ID_RE.fullmatch(agent_id):
-            raise SettingsError(f"ALLOWED_AGENT_IDS entry {_show(agent_id)} is not a valid agent id "
-                                "(1-128 of A-Z a-z 0-9 . _ : -)")
-    return frozenset(ids)
+    return frozenset(_rule("ALLOWED_AGENT_IDS", token_rules.agent_id, a) for a in _list(env, "ALLOWED_AGENT_IDS"))
 
 
 def _session_config(env: Mapping[str, str]) -> Mapping[str, Any] | None:
@@ -209,11 +190,7 @@ def _session_config(env: Mapping[str, str]) -> Mapping[str, Any] | None:
     # The value itself is never quoted: it can be long and holds the agent's instructions.
     if not isinstance(config, dict):
         raise SettingsError(f"SESSION_CONFIG {problem}")
-    try:
-        token_json.dumps(config)  # what every programmatic request will send
-    except ValueError:
-        raise SettingsError("SESSION_CONFIG holds a value that cannot be sent as JSON "
-                            "(a number out of range or an unpaired \\u surrogate)") from None
+    _rule("SESSION_CONFIG", token_rules.session_config, config)  # what every programmatic request will send
     return MappingProxyType(config)
 
 
@@ -234,40 +211,27 @@ def _threads(env: Mapping[str, str]) -> int:
     raw = _text(env, "THREADS")
     if not raw:
         return (os.cpu_count() or 1) * 4  # functions-framework's own default
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise SettingsError(f"THREADS must be a whole number from 1 to 1000, got {_show(raw)}")
-    return int(raw)
+    if not raw.isdigit():
+        raise SettingsError(f"THREADS must be a whole number from 1 to {token_rules.MAX_THREADS}, got {_show(raw)}")
+    return _rule("THREADS", token_rules.threads, int(raw))
 
 
 def is_key_url(url: Any, *, query_ok: bool = True) -> bool:
     """An https URL (http only for a loopback host: local runs and tests) where keys or their
     issuer live: a host, no userinfo or fragment. The one rule for settings and for the
     `jwks_uri` an issuer's discovery document names."""
-    if not isinstance(url, str) or not url:
-        return False
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        return False
-    return bool(parts.hostname and not parts.username and not parts.password and not parts.fragment
-                and (query_ok or not parts.query)
-                and (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)))
+    return token_rules.is_url(url, query_ok=query_ok)
 
 
 def _key_url(env: Mapping[str, str], name: str, *, query_ok: bool = True) -> str | None:
     """An https URL (http only for a loopback host) where keys or their issuer live."""
     raw = _text(env, name)
-    if not raw:
-        return None
-    if not is_key_url(raw, query_ok=query_ok):
-        raise SettingsError(f"{name} must be an https URL (http only for localhost, 127.0.0.1 or [::1])"
-                            f"{'' if query_ok else ' without query'}, got {_show(raw)}")
-    return raw
+    return _rule(name, token_rules.url, raw, query_ok=query_ok) if raw else None
 
 
 def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
-    issuer = _key_url(env, "AUTH_ID_TOKEN_ISSUER", query_ok=False)
+    issuer = _text(env, "AUTH_ID_TOKEN_ISSUER")
+    issuer = _rule("AUTH_ID_TOKEN_ISSUER", token_rules.issuer, issuer) if issuer else None
     audience = _text(env, "AUTH_ID_TOKEN_AUDIENCE")
     id_jwks = _key_url(env, "AUTH_ID_TOKEN_JWKS_URI")
     id_token = None
@@ -275,8 +239,8 @@ def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
         if not audience:
             raise SettingsError("AUTH_ID_TOKEN_AUDIENCE is required with AUTH_ID_TOKEN_ISSUER "
                                 "(the `aud` your issuer puts in ID tokens, e.g. the Firebase project id)")
-        if not AUDIENCE_RE.fullmatch(audience):
-            raise SettingsError(f"AUTH_ID_TOKEN_AUDIENCE must be 1-512 visible ASCII characters, got {_show(audience)}")
+        _rule("AUTH_ID_TOKEN_AUDIENCE", token_rules.audience, audience)
+        _rule("AUTH_ID_TOKEN_ISSUER and AUTH_ID_TOKEN_AUDIENCE:", token_rules.id_token, issuer, audience)
         id_token = IdTokenCheck(issuer, audience, id_jwks)
     else:
         # A half-configured check would silently check nothing: refuse it.
@@ -289,13 +253,10 @@ def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
     app_jwks = _key_url(env, "AUTH_APP_CHECK_JWKS_URI") or DEFAULT_APP_CHECK_JWKS_URI
     app_check = None
     if project_number:
-        if not PROJECT_NUMBER_RE.fullmatch(project_number):
-            raise SettingsError("AUTH_APP_CHECK_PROJECT_NUMBER must be the Firebase project number "
-                                f"(digits, like 123456789012), got {_show(project_number)}")
+        _rule("AUTH_APP_CHECK_PROJECT_NUMBER", token_rules.project_number, project_number)
         for app_id in app_ids:
-            if not APP_ID_RE.fullmatch(app_id):
-                raise SettingsError(f"AUTH_APP_CHECK_APP_IDS entry {_show(app_id)} is not a Firebase app id "
-                                    "(like 1:123456789012:web:0a1b2c3d4e5f)")
+            _rule("AUTH_APP_CHECK_APP_IDS", token_rules.app_id, app_id)
+        _rule("AUTH_APP_CHECK_APP_IDS (of AUTH_APP_CHECK_PROJECT_NUMBER)", token_rules.app_ids, project_number, app_ids)
         app_check = AppCheckCheck(project_number, frozenset(app_ids), app_jwks)
     elif app_ids:
         raise SettingsError("AUTH_APP_CHECK_APP_IDS is set but AUTH_APP_CHECK_PROJECT_NUMBER is not: "

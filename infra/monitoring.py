@@ -49,6 +49,9 @@ UPSTREAM_FAILED = ("upstream_error", "upstream_bad_response", "upstream_unreacha
 # Every outcome of a request that was sent to (or tried to reach) Outspeed: the ratio's denominator.
 UPSTREAM_CALLED = ("ok", "agent_not_found", "upstream_rate_limited", *KEY_REJECTED, *UPSTREAM_FAILED)
 FUNCTION_FAILED = ("internal_error", "not_configured")
+# Caller authentication: the signing keys could not be had (503), or the caller's token failed (401).
+AUTH_UNAVAILABLE = ("auth_unavailable",)
+CALLER_REFUSED = ("unauthenticated", "app_check_failed")
 # 5xx the Cloud Run platform counts for the service that are not Outspeed's fault: a crash or
 # an unexpected exception (500), no instance could take the request (503). The function itself
 # answers 502/504 for Outspeed failures, which the "Outspeed failing" alert already covers.
@@ -74,6 +77,14 @@ class MonitoringSettings:
     alert_window_minutes: int = FIELDS["alertWindowMinutes"]
     armor_denials_per_minute_alert: int = FIELDS["armorDenialsPerMinuteAlert"]  # 0 = off
     runbook_url: str = FIELDS["runbookUrl"]
+    unauthenticated_per_minute_alert: int = FIELDS["unauthenticatedPerMinuteAlert"]  # 0 = off
+    # Not a monitoring field: whether the stack verifies callers (callerAuth), set by
+    # infra.settings.parse. The caller-auth alerts and chart exist only where it does.
+    caller_checks: bool = False
+
+    @property
+    def unauthenticated_alert(self) -> bool:
+        return self.caller_checks and self.unauthenticated_per_minute_alert > 0
 
     @property
     def spend_watch(self) -> bool:
@@ -151,6 +162,8 @@ def parse_monitoring(raw: Any) -> MonitoringSettings:
         armor_denials_per_minute_alert=_int("monitoring.armorDenialsPerMinuteAlert",
                                             get("armorDenialsPerMinuteAlert"), 0, 1_000_000),
         runbook_url=runbook.strip().rstrip("/"),
+        unauthenticated_per_minute_alert=_int("monitoring.unauthenticatedPerMinuteAlert",
+                                              get("unauthenticatedPerMinuteAlert"), 0, 1_000_000),
     )
 
 
@@ -293,6 +306,36 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
             "doing its job; add a deny rule for persistent sources if needed. Your own users: raise "
             "`rateLimit.requestsPerMinute` or add the hostname to `allowedHostnames`.",
             "cloud-armor-denials-surging"))
+    if m.caller_checks:
+        specs.append(AlertSpec(
+            "auth-unavailable", "Caller verification unavailable", "ERROR",
+            ({"display_name": f"any auth_unavailable in {m.alert_window_minutes} min",
+              "filter": codes_filter(requests_metric, AUTH_UNAVAILABLE), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            "The function answered 503 `auth_unavailable`: it could not fetch the signing keys (the ID-token "
+            "issuer's discovery document or JWKS, or App Check's JWKS) and had none cached, so it turned callers "
+            "away without looking at their tokens. Nobody served by such an instance can start a session.",
+            "Open the logsUrl output: the lines' `authProblem` says which keys and why (`id_token: keys unavailable "
+            "(...)`). Fetch the issuer's `/.well-known/openid-configuration` and JWKS yourself: the issuer down "
+            "means waiting (the function retries after `Retry-After`); a wrong `callerAuth.idToken.issuer` or "
+            "`jwksUri` (e.g. after a change of sign-in provider) means fixing it and `pulumi up`.",
+            "caller-verification-unavailable"))
+    if m.unauthenticated_alert:
+        per_window = m.unauthenticated_per_minute_alert * m.alert_window_minutes
+        specs.append(AlertSpec(
+            "unauthenticated", "Unauthenticated callers surging", "WARNING",
+            ({"display_name": f"more than {per_window} unauthenticated or app_check_failed in "
+                              f"{m.alert_window_minutes} min ({m.unauthenticated_per_minute_alert}/min)",
+              "filter": codes_filter(requests_metric, CALLER_REFUSED), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": per_window},),
+            "Many callers were refused with 401: no valid ID token (`unauthenticated`) or App Check token "
+            "(`app_check_failed`). Either someone is scripting the endpoint without credentials, or your own "
+            "frontend stopped sending valid tokens (a release, an expired or misconfigured sign-in).",
+            "Look at the dashboard's \"Callers refused\" chart and the log lines' `authProblem`, `origin` and "
+            "`forwardedFor`. Many sources with `missing` tokens after a frontend release: fix the frontend. One "
+            "source: Cloud Armor's `rateLimit` bans it; add a deny rule if it persists. Tokens `expired` or for "
+            "another `aud`/`iss`: compare `callerAuth` with what the sign-in provider issues.",
+            "unauthenticated-callers-surging"))
     return specs
 
 
@@ -355,7 +398,7 @@ def _series(filter_: str, aligner: str, reducer: str, group_by: Sequence[str] = 
 
 
 def dashboard(title: str, service_name: str, requests_metric: str, latency_metric: str,
-              armor_metric: Optional[str]) -> dict[str, Any]:
+              armor_metric: Optional[str], caller_checks: bool = False) -> dict[str, Any]:
     """The dashboard's JSON (Monitoring API Dashboard resource, mosaic layout)."""
     requests = f'metric.type="{metric_type(requests_metric)}" AND resource.type="cloud_run_revision"'
     latency = f'metric.type="{metric_type(latency_metric)}" AND resource.type="cloud_run_revision"'
@@ -380,6 +423,11 @@ def dashboard(title: str, service_name: str, requests_metric: str, latency_metri
                 _series(platform_failed_filter(service_name), COUNT_ALIGNER, "REDUCE_SUM",
                         ["metric.label.response_code"], "STACKED_BAR")], "requests/s"),
     ]
+    if caller_checks:
+        widgets.append(_chart("Callers refused per second (unauthenticated, app_check_failed, auth_unavailable)",
+                              [_series(codes_filter(requests_metric, (*CALLER_REFUSED, *AUTH_UNAVAILABLE)),
+                                       COUNT_ALIGNER, "REDUCE_SUM", ["metric.label.code"], "STACKED_BAR")],
+                              "requests/s"))
     if armor_metric is not None:
         widgets.append(_chart("Cloud Armor denials per second by rule (1000 origin, 2000 rate ban)",
                               [_series(armor_metric_filter(armor_metric), COUNT_ALIGNER, "REDUCE_SUM",
@@ -528,7 +576,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-dashboard",
             project=project,
             dashboard_json=board.apply(lambda b: json.dumps(
-                dashboard(f"{prefix} token endpoint", b[0], b[1], b[2], b[3]), sort_keys=True)),
+                dashboard(f"{prefix} token endpoint", b[0], b[1], b[2], b[3], m.caller_checks), sort_keys=True)),
             opts=child(*self.metrics.values()),
         )
         self.dashboard_url = self.dashboard.id.apply(lambda i: dashboard_url(project, i))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from pulumi import RunError
+
+from infra.source import function_module
 
 if TYPE_CHECKING:
     from infra.monitoring import MonitoringSettings
@@ -39,17 +41,18 @@ DEFAULTS: dict[str, Any] = {
     "memory": "256Mi",
     "monitoring": {"enabled": True, "alertEmails": [], "mintsPerHourAlert": 1000, "upstreamErrorRatio": 0.1,
                    "upstreamErrorWindowMinutes": 10, "upstreamMinCalls": 10, "alertWindowMinutes": 5,
-                   "armorDenialsPerMinuteAlert": 60, "runbookUrl": ""},
+                   "armorDenialsPerMinuteAlert": 60, "runbookUrl": "", "unauthenticatedPerMinuteAlert": 60},
     "callerAuth": {},
 }
 
+# The function's own value rules (function/token_rules.py): every value the function reads
+# from its environment is checked here by the same code, so preview refuses what a cold start
+# would refuse (tests/test_rule_agreement.py).
+rules = function_module("token_rules")
+
 UPSTREAM_TIMEOUT_SECONDS = 10
 RATE_LIMIT_INTERVAL_SECONDS = 60
-MAX_CONCURRENCY = 1000  # Cloud Run's per-instance ceiling
-
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
-_AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # the function's own agentId format
+MAX_CONCURRENCY = rules.MAX_THREADS  # Cloud Run's per-instance ceiling
 # Cloud Armor's ceiling for a rate-based ban's threshold count.
 RATE_BAN_MAX_COUNT = 10_000
 _MEMORY = re.compile(r"^[1-9][0-9]*(?:Mi|Gi|M|G)$")
@@ -69,6 +72,14 @@ class ConfigError(RunError):
         self.key = key
         qualified = key if ":" in key else f"{PROJECT}:{key}"
         super().__init__(f"config {qualified}: {problem}. Fix: {fix}")
+
+
+def _rule(key: str, fix: str, rule: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Apply one of the function's rules; its problem becomes a ConfigError naming the key."""
+    try:
+        return rule(*args, **kwargs)
+    except rules.RuleError as error:
+        raise ConfigError(key, str(error), fix) from None
 
 
 @dataclass(frozen=True)
@@ -211,18 +222,15 @@ def _hostname(key: str, raw: str) -> str:
     if ":" in host:
         raise ConfigError(key, f"{raw!r} has a port; ports are ignored when origins are matched",
                           f"drop the port: {host.split(':', 1)[0]}")
-    if not _HOSTNAME.match(host):
+    if not rules.HOSTNAME_RE.fullmatch(host):
         raise ConfigError(key, f"{raw!r} is not a hostname", fix)
-    return host
+    return _rule(key, fix, rules.hostname, host)
 
 
 def _unique(items: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-_HTTPS_URL = re.compile(r"https://([A-Za-z0-9.-]+)(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/:@!$&'()*+,;=-]*)?")
-_PROJECT_NUMBER = re.compile(r"[0-9]{1,20}")
-_APP_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # Firebase app ids look like 1:123456789012:web:0a1b2c3d
 CALLER_AUTH_EXAMPLE = ("callerAuth: {idToken: {issuer: https://securetoken.google.com/<project-id>, "
                        "audience: <project-id>}}")
 
@@ -238,21 +246,12 @@ def _object(key: str, value: Any, fields: tuple[str, ...], example: str) -> dict
     return value
 
 
-def _https_url(key: str, value: Any, example: str) -> str:
-    """An https URL (no query, fragment or credentials). Loopback http is refused here even
-    though the function accepts it for local runs: a deployed function cannot reach loopback."""
+def _https_url(key: str, value: Any, example: str, rule: Callable[..., str]) -> str:
+    """An https URL by the function's rule. Loopback http is refused here even though the
+    function accepts it for local runs: a deployed function cannot reach loopback."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(key, f"must be an https URL, got {value!r}", f"set it, e.g. {example}")
-    url = value.strip()
-    if url.lower().startswith("http://"):
-        raise ConfigError(key, f"must be https, got {url!r} (a deployed function cannot reach a local http "
-                               "server; http on loopback is only for local runs, which set AUTH_* themselves)",
-                          f"use the issuer's https URL, e.g. {example}")
-    match = _HTTPS_URL.fullmatch(url)
-    if match is None or "@" in url.split("/", 3)[2] or not _HOSTNAME.match(match.group(1).lower()):
-        raise ConfigError(key, f"must be an https URL without query, fragment or credentials, got {url!r}",
-                          f"e.g. {example}")
-    return url
+    return _rule(key, f"use the https URL, e.g. {example}", rule, value.strip(), local_http=False)
 
 
 def _caller_auth(raw: Any) -> CallerAuth:
@@ -263,16 +262,21 @@ def _caller_auth(raw: Any) -> CallerAuth:
         it = _object("callerAuth.idToken", top["idToken"], ("issuer", "audience", "jwksUri"),
                      "{issuer: https://securetoken.google.com/<project-id>, audience: <project-id>}")
         issuer = _https_url("callerAuth.idToken.issuer", it.get("issuer"),
-                            "https://securetoken.google.com/<project-id>")
+                            "https://securetoken.google.com/<project-id>", rules.issuer)
         audience = it.get("audience")
         if not isinstance(audience, str) or not audience.strip():
             raise ConfigError("callerAuth.idToken.audience", f"must be a non-empty string, got {audience!r}",
                               "set the audience your issuer puts in `aud` (Firebase: the project id)")
+        audience = _rule("callerAuth.idToken.audience", "set the audience your issuer puts in `aud` exactly "
+                         "(Firebase: the project id)", rules.audience, audience)
+        _rule("callerAuth.idToken", "make issuer and audience name the same Firebase project", rules.id_token,
+              issuer, audience)
         jwks = it.get("jwksUri")
         jwks_uri = None
         if jwks is not None and not (isinstance(jwks, str) and not jwks.strip()):  # "" = discovery
-            jwks_uri = _https_url("callerAuth.idToken.jwksUri", jwks, "https://<issuer>/.well-known/jwks.json")
-        id_token = IdTokenAuth(issuer=issuer, audience=audience.strip(), jwks_uri=jwks_uri)
+            jwks_uri = _https_url("callerAuth.idToken.jwksUri", jwks, "https://<issuer>/.well-known/jwks.json",
+                                  rules.url)
+        id_token = IdTokenAuth(issuer=issuer, audience=audience, jwks_uri=jwks_uri)
 
     app_check = None
     if top.get("appCheck") is not None:
@@ -281,16 +285,16 @@ def _caller_auth(raw: Any) -> CallerAuth:
         number = ac.get("projectNumber")
         if isinstance(number, int) and not isinstance(number, bool) and number >= 0:
             number = str(number)  # YAML reads an unquoted number as an int
-        if not isinstance(number, str) or not _PROJECT_NUMBER.fullmatch(number.strip()):
+        if not isinstance(number, str) or not rules.PROJECT_NUMBER_RE.fullmatch(number.strip()):
             raise ConfigError("callerAuth.appCheck.projectNumber", f"must be digits only, got {number!r}",
                               "use the Firebase project NUMBER (Project settings > General), quoted, "
                               'e.g. "123456789012", not the project id')
+        number = _rule("callerAuth.appCheck.projectNumber", "use the Firebase project NUMBER",
+                       rules.project_number, number)
         app_ids = _str_list("callerAuth.appCheck.appIds", ac.get("appIds", []))
-        for app_id in app_ids:
-            if not _APP_ID.fullmatch(app_id):
-                raise ConfigError("callerAuth.appCheck.appIds", f"{app_id!r} is not a Firebase app id",
-                                  "copy app ids from Firebase Project settings, e.g. 1:123456789012:web:0a1b2c3d")
-        app_check = AppCheckAuth(project_number=number.strip(), app_ids=_unique(app_ids),
+        app_ids = _rule("callerAuth.appCheck.appIds", "copy app ids from Firebase Project settings > Your apps, "
+                        f"e.g. 1:{number}:web:0a1b2c3d", rules.app_ids, number, app_ids)
+        app_check = AppCheckAuth(project_number=number, app_ids=_unique(app_ids),
                                  consume=_bool("callerAuth.appCheck.consume", ac.get("consume", False)))
 
     anonymous = _bool("callerAuth.anonymous", top.get("anonymous", False))
@@ -313,26 +317,21 @@ def parse(get: Callable[[str], Any]) -> Settings:
 
     hostnames = _unique([_hostname("allowedHostnames", h) for h in _str_list("allowedHostnames", value("allowedHostnames"))])
 
-    agent_ids = _str_list("agentIds", value("agentIds"))
-    for agent in agent_ids:
-        if not _AGENT_ID.match(agent):
-            raise ConfigError("agentIds", f"{agent!r} is not an agent id (1-128 of A-Z a-z 0-9 . _ : -)",
-                              "copy the agent id exactly from the Outspeed dashboard")
-    agent_ids = _unique(agent_ids)
+    agent_ids = _unique([_rule("agentIds", "copy the agent id exactly from the Outspeed dashboard",
+                               rules.agent_id, agent) for agent in _str_list("agentIds", value("agentIds"))])
 
     session = _json("sessionConfig", value("sessionConfig"), "an object", '{"model": "...", "instructions": "..."}')
     if not isinstance(session, dict):
         raise ConfigError("sessionConfig", f"must be an object (a SessionConfig), got {type(session).__name__} {session!r}",
                           f"write it as a YAML mapping under {PROJECT}:sessionConfig, e.g. model: ..., instructions: ...; "
                           "use {} for none")
-    session_json = json.dumps(session, sort_keys=True, separators=(",", ":")) if session else None
+    session_json = _rule("sessionConfig", "use plain JSON values (strings, finite numbers, true/false, null, "
+                         "lists, mappings)", rules.session_config, session) if session else None
 
     allow_client = _bool("allowClientSessionConfig", value("allowClientSessionConfig"))
 
-    api_base = str(value("outspeedApiBase")).strip().rstrip("/")
-    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?", api_base):
-        raise ConfigError("outspeedApiBase", f"must be an https:// URL without query, got {api_base!r}",
-                          f"pulumi config set outspeedApiBase {DEFAULTS['outspeedApiBase']}")
+    api_base = _rule("outspeedApiBase", f"pulumi config set outspeedApiBase {DEFAULTS['outspeedApiBase']}",
+                     rules.api_base, str(value("outspeedApiBase")).strip(), local_http=False)
 
     domain_raw = value("domain")
     if not isinstance(domain_raw, str):
@@ -387,7 +386,8 @@ def parse(get: Callable[[str], Any]) -> Settings:
                               "or knowingly run without it: callerAuth: {anonymous: true}")
 
     from infra.monitoring import parse_monitoring  # here: infra.monitoring imports this module
-    monitoring = parse_monitoring(value("monitoring"))
+    # The caller-auth alerts and chart follow callerAuth, not a monitoring field.
+    monitoring = replace(parse_monitoring(value("monitoring")), caller_checks=caller_auth.verifies_callers)
 
     warnings = []
     if auth and not hostnames:
@@ -398,6 +398,10 @@ def parse(get: Callable[[str], Any]) -> Settings:
                         "Origin header (any script, e.g. curl) can mint keys billed to your Outspeed account, "
                         f"limited only by rateLimit ({rate_limit.requests_per_minute} per minute per IP). "
                         "Set callerAuth.idToken and/or callerAuth.appCheck instead.")
+
+    if caller_auth.id_token is not None:
+        warnings.extend(f"{PROJECT}:callerAuth.idToken.issuer {caller_auth.id_token.issuer!r} {problem}."
+                        for problem in rules.issuer_warnings(caller_auth.id_token.issuer))
 
     return Settings(
         auth_enabled=auth,

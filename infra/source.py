@@ -39,3 +39,23 @@ def source_hash(source_dir: Path) -> str:
             digest.update(len(chunk).to_bytes(8, "big"))
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def function_module(name: str, source_dir: Path = DEFAULT_SOURCE_DIR):
+    """A stdlib-only module of the function (function/ is deployed as-is, not a package),
+    loaded by path under a private name, once: the infra applies the function's own rules
+    (function/token_rules.py) so preview refuses what the function would refuse."""
+    import importlib.util
+    import sys
+
+    qualified = f"{__package__}._function_{name}"  # under this package, whatever it is named
+    if qualified not in sys.modules:
+        spec = importlib.util.spec_from_file_location(qualified, Path(source_dir) / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[qualified] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[qualified]
+            raise
+    return sys.modules[qualified]

@@ -53,6 +53,17 @@ BUILD_REPOSITORY_ROLE = "roles/artifactregistry.writer"
 # Token Verifier role (not Admin: nothing to manage); and its API, called as this project.
 APP_CHECK_CONSUME_ROLE = "roles/firebaseappcheck.tokenVerifier"
 APP_CHECK_API = "firebaseappcheck.googleapis.com"
+# Images kept per package of the stack's repository (each deploy pushes one). The serving
+# revision runs the newest; the few before it let Cloud Run's traffic go back to a recent
+# revision without a rebuild. Rollback past that is `pulumi up` from an older commit, which
+# builds anew, so older images only cost storage. The same for every stack: not config.
+KEEP_IMAGES = 5
+# Artifact Registry ("Cleanup policies overview"): a keep policy only exempts versions from a
+# delete policy, so "keep the last N" is a delete-everything policy plus a keep-N policy.
+IMAGE_CLEANUP_POLICIES = (
+    {"id": "delete-any", "action": "DELETE", "condition": {"tag_state": "ANY"}},
+    {"id": f"keep-last-{KEEP_IMAGES}", "action": "KEEP", "most_recent_versions": {"keep_count": KEEP_IMAGES}},
+)
 
 
 def physical_name(*parts: str, max_len: int = 63) -> str:
@@ -124,6 +135,9 @@ class TokenFunction(pulumi.ComponentResource):
             repository_id=physical_name(args.prefix, "images", max_len=63),
             format="DOCKER",
             description=f"{args.prefix} token function images (built by Cloud Build)",
+            # Every deploy adds an image; without cleanup the repository grows (and bills) forever.
+            cleanup_policies=[dict(p) for p in IMAGE_CLEANUP_POLICIES],
+            cleanup_policy_dry_run=False,  # delete for real: dry run only logs what it would delete
             opts=child(),
         )
         # Same region and project as the function: Cloud Functions refuses anything else.

@@ -63,6 +63,13 @@ def test_loopback_hosts_may_use_http(url):
     ({**APP, "AUTH_APP_CHECK_APP_IDS": "app id with spaces"}, "AUTH_APP_CHECK_APP_IDS"),
     ({"AUTH_APP_CHECK_APP_IDS": "1:2:web:a"}, "AUTH_APP_CHECK_APP_IDS"),
     ({**APP, "AUTH_APP_CHECK_JWKS_URI": "http://firebaseappcheck.googleapis.com/v1/jwks"}, "AUTH_APP_CHECK_JWKS_URI"),
+    # issue 18: checks that can never pass (token_rules, the same rules preview applies)
+    ({**ID, "AUTH_ID_TOKEN_ISSUER": "https://firebaseappcheck.googleapis.com/123456789012"}, "AUTH_ID_TOKEN_ISSUER"),
+    ({**ID, "AUTH_ID_TOKEN_AUDIENCE": "other-project"}, "AUTH_ID_TOKEN_AUDIENCE"),
+    ({**ID, "AUTH_ID_TOKEN_ISSUER": "https://securetoken.google.com/my-project/"}, "AUTH_ID_TOKEN_ISSUER"),
+    ({**APP, "AUTH_APP_CHECK_APP_IDS": "1:123456789012:web:a,1:999:web:b"}, "AUTH_APP_CHECK_PROJECT_NUMBER"),
+    ({**ID, "AUTH_ID_TOKEN_ISSUER": "https://issuer.example.com:0"}, "AUTH_ID_TOKEN_ISSUER"),
+    ({**ID, "AUTH_ID_TOKEN_ISSUER": "https://issuer.example.com/réalm"}, "AUTH_ID_TOKEN_ISSUER"),
 ])
 def test_malformed_auth_settings_stop_the_start_naming_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):

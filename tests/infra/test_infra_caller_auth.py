@@ -94,6 +94,18 @@ def test_prod_anonymous_is_legal_sets_nothing_and_warns_naming_the_risk():
     assert caller_warnings(prod({"idToken": ID_TOKEN})) == []
 
 
+@pytest.mark.parametrize("issuer, phrase", [
+    ("https://acme.eu.auth0.com/", "ends with a slash"),
+    ("https://Login.Example.com/tenant", "upper-case letters in its host"),
+])
+def test_issuers_that_are_usually_typos_warn_at_preview(issuer, phrase):
+    # Legal (Auth0's issuer does end with a slash; `iss` is only ever compared exactly), so a
+    # warning naming the key, not an error.
+    (warning,) = caller_warnings(prod({"idToken": {"issuer": issuer, "audience": "https://api.example.com"}}))
+    assert warning.startswith("outspeed-token:callerAuth.idToken.issuer ") and phrase in warning and issuer in warning
+    assert caller_warnings(prod({"idToken": {"issuer": "https://login.example.com/tenant", "audience": "a"}})) == []
+
+
 def test_dev_without_caller_auth_is_fine_and_sets_no_auth_variables():
     s = dev({})
     assert s.caller_auth == CallerAuth() and auth_env(s) == {} and caller_warnings(s) == []
@@ -145,6 +157,26 @@ BAD = [
      "list of strings"),
     ("app id with a comma", {"appCheck": {**APP_CHECK, "appIds": ["1:1:web:a,1:1:web:b"]}},
      "callerAuth.appCheck.appIds", "not a Firebase app id"),
+    # issue 18 finding 6: what the function refused at cold start, preview refuses too
+    ("issuer port out of range", {"idToken": {**ID_TOKEN, "issuer": "https://a.example.com:99999"}},
+     "callerAuth.idToken.issuer", "port (1-65535)"),
+    ("audience with a space", {"idToken": {"issuer": "https://a.example.com", "audience": "my project"}},
+     "callerAuth.idToken.audience", "visible ASCII"),
+    ("audience too long", {"idToken": {"issuer": "https://a.example.com", "audience": "a" * 513}},
+     "callerAuth.idToken.audience", "1-512"),
+    # issue 18 finding 7: issuers that can never verify a token
+    ("App Check issuer as ID-token issuer",
+     {"idToken": {**ID_TOKEN, "issuer": "https://firebaseappcheck.googleapis.com/123456789012"}},
+     "callerAuth.idToken.issuer", "every visitor's App Check token would pass"),
+    ("Firebase issuer of another project", {"idToken": {**ID_TOKEN, "audience": "other-project"}},
+     "callerAuth.idToken", "can never both match"),
+    ("Firebase issuer with a trailing slash", {"idToken": {**ID_TOKEN, "issuer": ISSUER + "/"}},
+     "callerAuth.idToken", "no trailing slash"),
+    ("Firebase issuer with an upper-case host",
+     {"idToken": {**ID_TOKEN, "issuer": "https://SECURETOKEN.google.com/my-project"}},
+     "callerAuth.idToken", "can never both match"),
+    ("app id of another project number", {"appCheck": {**APP_CHECK, "appIds": ["1:999:web:ab"]}},
+     "callerAuth.appCheck.appIds", "belongs to Firebase project number 999, not 123456789012"),
     ("anonymous not a bool", {"anonymous": "yes"}, "callerAuth.anonymous", "true or false"),
     ("anonymous with id token", {"anonymous": True, "idToken": ID_TOKEN}, "callerAuth.anonymous", "contradictory"),
     ("anonymous with app check", {"anonymous": True, "appCheck": APP_CHECK}, "callerAuth.anonymous",
@@ -183,11 +215,11 @@ def test_program_maps_the_prod_stack_file_to_the_function_environment(prod):
 
 
 def test_program_with_app_check_and_anonymous_cases():
-    both = run("prod", {"callerAuth": {"idToken": ID_TOKEN, "appCheck": {**APP_CHECK, "appIds": ["1:1:web:a"]}}})
+    both = run("prod", {"callerAuth": {"idToken": ID_TOKEN, "appCheck": {**APP_CHECK, "appIds": ["1:123456789012:web:a"]}}})
     assert both["error"] is None
     env = one(both, FUNCTION)["inputs"]["serviceConfig"]["environmentVariables"]
     assert (env["AUTH_ID_TOKEN_ISSUER"], env["AUTH_APP_CHECK_PROJECT_NUMBER"], env["AUTH_APP_CHECK_APP_IDS"]) == \
-        (ISSUER, "123456789012", "1:1:web:a")
+        (ISSUER, "123456789012", "1:123456789012:web:a")
     anonymous = run("prod", {"callerAuth": {"anonymous": True}})
     assert anonymous["error"] is None
     assert not [k for k in one(anonymous, FUNCTION)["inputs"]["serviceConfig"]["environmentVariables"]

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from infra.source import DEFAULT_SOURCE_DIR, deployable_files, source_hash
+from infra.token_function import KEEP_IMAGES
 from infra_helpers import REGION, TEST_API_KEY, by_name, of_type, one, run, stack_settings
 from tools.plan import PLACEHOLDER_PROJECT
 
@@ -94,6 +95,14 @@ def test_build_pushes_only_to_the_stacks_own_repository(stack_runs, stack):
     # The documented pattern projects/{project}/locations/{location}/repositories/{repository}.
     assert fn["buildConfig"]["dockerRepository"] == \
         f"projects/{PLACEHOLDER_PROJECT}/locations/{REGION}/repositories/{repo['repositoryId']}"
+    # Issue 18: keep the last KEEP_IMAGES images, delete the rest (a keep policy alone deletes
+    # nothing: it only exempts versions from a delete policy).
+    assert repo["cleanupPolicyDryRun"] is False
+    assert sorted(repo["cleanupPolicies"], key=lambda p: p["action"]) == [
+        {"id": "delete-any", "action": "DELETE", "condition": {"tagState": "ANY"}},
+        {"id": f"keep-last-{KEEP_IMAGES}", "action": "KEEP", "mostRecentVersions": {"keepCount": KEEP_IMAGES}},
+    ]
+    assert 2 <= KEEP_IMAGES <= 20  # the serving revision's image and a few to go back to
     writer = one(run, REPO_IAM)
     assert writer["inputs"] == {"project": PLACEHOLDER_PROJECT, "location": REGION, "repository": repo["repositoryId"],
                                 "role": "roles/artifactregistry.writer",

@@ -42,7 +42,22 @@ SCENARIOS: dict[str, tuple[str, str, str, str, Any]] = {
     "internal_error": ("main", "success", "POST", APP, {"agentId": EXPLODE}),
     "upstream_unreachable": ("dead", "success", "POST", APP, {"agentId": "agent-1"}),
     "not_configured": ("no_key", "success", "POST", APP, {"agentId": "agent-1"}),
+    # caller authentication (issue 18): no token, and a token whose issuer's keys cannot be fetched
+    "unauthenticated": ("id_token", "success", "POST", APP, {"agentId": "agent-1"}),
+    "auth_unavailable": ("id_token", "success", "POST", APP, {"agentId": "agent-1"}),
+    "app_check_failed": ("app_check", "success", "POST", APP, {"agentId": "agent-1"}),
 }
+
+
+def _b64(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# A well-formed ID token (a kid to look up): the function must fetch the issuer's keys to judge it.
+TOKEN = ".".join(_b64(json.dumps(part).encode()) for part in ({"alg": "RS256", "kid": "k1", "typ": "JWT"},
+                                                                {"sub": "someone"})) + "." + _b64(b"signature")
+HEADERS = {"auth_unavailable": {"Authorization": f"Bearer {TOKEN}"}}
 
 FAULT_HOOK = '''
 
@@ -80,7 +95,11 @@ def captured(tmp_path_factory) -> dict[str, dict[str, Any]]:
             "ALLOWED_AGENT_IDS": f"agent-1,{EXPLODE}", "UPSTREAM_TIMEOUT_SECONDS": "1", "THREADS": "4"}
     envs = {"main": base,
             "dead": {**base, "OUTSPEED_API_BASE": f"http://127.0.0.1:{free_port()}"},
-            "no_key": {k: v for k, v in base.items() if k != "OUTSPEED_API_KEY"}}
+            "no_key": {k: v for k, v in base.items() if k != "OUTSPEED_API_KEY"},
+            # keys on a loopback port nobody listens on: fetching them fails, none are cached
+            "id_token": {**base, "AUTH_ID_TOKEN_ISSUER": "https://issuer.example.com", "AUTH_ID_TOKEN_AUDIENCE": "aud",
+                         "AUTH_ID_TOKEN_JWKS_URI": f"http://127.0.0.1:{free_port()}/jwks"},
+            "app_check": {**base, "AUTH_APP_CHECK_PROJECT_NUMBER": "123456789012"}}
     servers = {name: FunctionServer(env, source=source) for name, env in envs.items()}
     marks: dict[str, str] = {}
     try:
@@ -94,6 +113,7 @@ def captured(tmp_path_factory) -> dict[str, dict[str, Any]]:
                            "X-Cloud-Trace-Context": f"{secrets.token_hex(16)}/1;o=1"}
                 if method == "OPTIONS":
                     headers["Access-Control-Request-Method"] = "POST"
+                headers.update(HEADERS.get(code, {}))
                 data = json.dumps(body).encode() if body is not None else None
                 http.request(method, servers[name].url + "/token", data=data, headers=headers, timeout=20)
         lines: dict[str, dict[str, Any]] = {}
@@ -254,8 +274,9 @@ def test_alert_conditions_select_exactly_the_codes_they_name(planned, captured, 
                     continue
                 assert _codes(points, filter_) == _named_codes(filter_), (title, key)
                 checked += 1
-    # key rejected, ratio numerator and denominator, its volume floor, function failures, spend watch
-    assert checked == 6
+    # key rejected, ratio numerator and denominator, its volume floor, function failures, spend watch,
+    # caller verification unavailable, unauthenticated surge
+    assert checked == 8
     by_title = {t: [c["conditionThreshold"] for c in p["conditions"]] for t, p in policies.items()}
     assert _codes(points, by_title["Outspeed key rejected"][0]["filter"]) == {"upstream_auth_failed"}
     ratio, floor = by_title["Outspeed failing"]
@@ -267,6 +288,9 @@ def test_alert_conditions_select_exactly_the_codes_they_name(planned, captured, 
     assert not {"origin_not_allowed", "invalid_agent_id", "preflight"} & _codes(points, ratio["denominatorFilter"])
     assert _codes(points, by_title["Token function failing"][0]["filter"]) == {"internal_error", "not_configured"}
     assert _codes(points, by_title["Keys minted above the hourly budget"][0]["filter"]) == {"ok"}
+    assert _codes(points, by_title["Caller verification unavailable"][0]["filter"]) == {"auth_unavailable"}
+    assert _codes(points, by_title["Unauthenticated callers surging"][0]["filter"]) == {"unauthenticated",
+                                                                                        "app_check_failed"}
 
 
 def test_dashboard_charts_show_real_lines(planned, captured, metrics, service_name):
@@ -289,6 +313,8 @@ def test_dashboard_charts_show_real_lines(planned, captured, metrics, service_na
     assert {"origin_not_allowed", "invalid_agent_id", "agent_not_allowed", "method_not_allowed"} <= refusals
     assert not {"ok", "preflight", "upstream_error"} & refusals
     assert next(c for t, c in charts.items() if t.startswith("Keys minted")) == {"ok"}
+    assert next(c for t, c in charts.items() if t.startswith("Callers refused")) == {
+        "unauthenticated", "app_check_failed", "auth_unavailable"}
     assert all(isinstance(p["value"], (int, float)) for p in latency_points)
 
 

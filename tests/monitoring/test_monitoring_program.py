@@ -30,6 +30,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "prod_no_emails": ("prod", {}),
     "prod_tuned": ("prod", {"monitoring": {"alertEmails": EMAILS[:1], "mintsPerHourAlert": 0,
                                            "armorDenialsPerMinuteAlert": 0, "upstreamErrorRatio": 0.25,
+                                           "unauthenticatedPerMinuteAlert": 0,
                                            "upstreamErrorWindowMinutes": 30, "upstreamMinCalls": 0,
                                            "alertWindowMinutes": 15,
                                            "runbookUrl": "https://github.com/acme/outspeed-token/blob/main/README.md"}}),
@@ -65,6 +66,11 @@ def metric_names(run) -> set[str]:
 BASE_ALERTS = {"Outspeed key rejected", "Outspeed failing", "Token function failing"}
 SPEND = "Keys minted above the hourly budget"
 ARMOR = "Cloud Armor denials surging"
+# Issue 18: with callerAuth (the prod stack file sets it), caller verification is watched too.
+AUTH_DOWN = "Caller verification unavailable"
+UNAUTHENTICATED = "Unauthenticated callers surging"
+CALLER_ALERTS = {AUTH_DOWN, UNAUTHENTICATED}
+CALLERS_CHART = "Callers refused per second (unauthenticated, app_check_failed, auth_unavailable)"
 
 
 def test_dev_monitors_by_default_without_armor(runs):
@@ -75,6 +81,7 @@ def test_dev_monitors_by_default_without_armor(runs):
     board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
     titles = [t["widget"]["title"] for t in board["mosaicLayout"]["tiles"]]
     assert not any("Armor" in t for t in titles)
+    assert CALLERS_CHART not in titles  # the dev stack file verifies no callers
     assert {"Keys minted per second", "Instances"} <= set(titles)
     assert any(t.startswith("Latency p50 / p95 / p99") for t in titles)
     apis = {r["inputs"]["service"] for r in of_type(run, API)}
@@ -110,7 +117,7 @@ def test_prod_with_emails_notifies_every_address_on_every_alert(runs):
     assert all(c["inputs"]["type"] == "email" for c in channels)
     ids = {f"projects/{PLACEHOLDER_PROJECT}/notificationchannels/{c['name']}" for c in channels}  # the mock's ids
     found = alerts(run)
-    assert set(found) == BASE_ALERTS | {SPEND, ARMOR}
+    assert set(found) == BASE_ALERTS | {SPEND, ARMOR} | CALLER_ALERTS
     for policy in found.values():
         assert set(policy["inputs"]["notificationChannels"]) == ids
     assert metric_names(run) == {"outspeed-token-prod-requests", "outspeed-token-prod-latency",
@@ -120,7 +127,7 @@ def test_prod_with_emails_notifies_every_address_on_every_alert(runs):
 
 def test_prod_without_emails_still_has_every_policy_and_warns(runs):
     run = runs["prod_no_emails"]
-    assert set(alerts(run)) == BASE_ALERTS | {SPEND, ARMOR}
+    assert set(alerts(run)) == BASE_ALERTS | {SPEND, ARMOR} | CALLER_ALERTS
     assert not of_type(run, CHANNEL)
     assert all(not a["inputs"].get("notificationChannels") for a in alerts(run).values())
     assert any("alertEmails is empty" in w and "nobody is notified" in w for w in run["warnings"])
@@ -128,7 +135,7 @@ def test_prod_without_emails_still_has_every_policy_and_warns(runs):
 
 def test_every_alert_carries_a_runbook_and_a_severity(runs):
     severities = {"Outspeed key rejected": "CRITICAL", "Outspeed failing": "ERROR", "Token function failing": "ERROR",
-                  SPEND: "WARNING", ARMOR: "WARNING"}
+                  SPEND: "WARNING", ARMOR: "WARNING", AUTH_DOWN: "ERROR", UNAUTHENTICATED: "WARNING"}
     for title, policy in alerts(runs["prod_emails"]).items():
         i = policy["inputs"]
         assert i["severity"] == severities[title]
@@ -161,6 +168,19 @@ def test_default_thresholds_and_windows(runs):
     assert (spend["thresholdValue"], spend["aggregations"][0]["alignmentPeriod"]) == (1000, "3600s")
     (armor,) = found[ARMOR]
     assert (armor["thresholdValue"], armor["aggregations"][0]["alignmentPeriod"]) == (300, "300s")  # 60/min x 5 min
+    (down,) = found[AUTH_DOWN]  # any auth_unavailable is an incident
+    assert (down["thresholdValue"], down["aggregations"][0]["alignmentPeriod"], down["comparison"]) == \
+        (0, "300s", "COMPARISON_GT")
+    assert down["filter"].endswith('metric.label.code="auth_unavailable"')
+    (surge,) = found[UNAUTHENTICATED]
+    assert (surge["thresholdValue"], surge["aggregations"][0]["alignmentPeriod"]) == (300, "300s")  # 60/min x 5 min
+    assert surge["filter"].endswith('metric.label.code=one_of("unauthenticated", "app_check_failed")')
+    board = json.loads(of_type(runs["prod_emails"], DASHBOARD)[0]["inputs"]["dashboardJson"])
+    (chart,) = [t["widget"] for t in board["mosaicLayout"]["tiles"] if t["widget"]["title"] == CALLERS_CHART]
+    (series,) = chart["xyChart"]["dataSets"]
+    assert series["timeSeriesQuery"]["timeSeriesFilter"]["filter"].endswith(
+        'metric.label.code=one_of("unauthenticated", "app_check_failed", "auth_unavailable")')
+    assert series["timeSeriesQuery"]["timeSeriesFilter"]["aggregation"]["groupByFields"] == ["metric.label.code"]
     fn_codes, platform = found["Token function failing"]
     assert 'metric.type="run.googleapis.com/request_count"' in platform["filter"]
     assert 'resource.label.service_name="outspeed-token-prod"' in platform["filter"]
@@ -170,7 +190,8 @@ def test_default_thresholds_and_windows(runs):
 def test_config_tunes_thresholds_windows_and_switches_alerts_off(runs):
     run = runs["prod_tuned"]
     found = alerts(run)
-    assert set(found) == BASE_ALERTS  # spend watch (0) and the Armor alert (0) are off
+    # spend watch, Armor and unauthenticated surge (0) are off; caller verification is not a threshold
+    assert set(found) == BASE_ALERTS | {AUTH_DOWN}
     assert "outspeed-token-prod-armor-denials" in metric_names(run)  # the Armor chart keeps its metric
     board = json.loads(of_type(run, DASHBOARD)[0]["inputs"]["dashboardJson"])
     assert any("Armor" in t["widget"]["title"] for t in board["mosaicLayout"]["tiles"])
@@ -189,6 +210,7 @@ def test_the_edge_not_the_stack_name_decides_the_armor_watch(runs):
     run = runs["dev_with_edge"]
     assert "outspeed-token-dev-armor-denials" in metric_names(run)
     assert ARMOR in alerts(run)
+    assert CALLER_ALERTS <= set(alerts(run))  # callerAuth, not the stack name, decides the caller watch
     (armor_metric,) = [r for r in of_type(run, METRIC) if r["inputs"]["name"].endswith("armor-denials")]
     (policy,) = of_type(run, "gcp:compute/securityPolicy:SecurityPolicy")
     assert f'jsonPayload.enforcedSecurityPolicy.name="{policy["inputs"]["name"]}"' in armor_metric["inputs"]["filter"]
@@ -233,7 +255,8 @@ def _make_plan(*args: str) -> str:
 def test_make_plan_prints_each_alert_with_condition_threshold_and_channels():
     out = _make_plan("prod", "--set", "monitoring={alertEmails: [oncall@example.com]}")
     for title, severity in [("Outspeed key rejected", "CRITICAL"), ("Outspeed failing", "ERROR"),
-                            ("Token function failing", "ERROR"), (SPEND, "WARNING"), (ARMOR, "WARNING")]:
+                            ("Token function failing", "ERROR"), (SPEND, "WARNING"), (ARMOR, "WARNING"),
+                            (AUTH_DOWN, "ERROR"), (UNAUTHENTICATED, "WARNING")]:
         assert f"outspeed-token-prod: {title} [{severity}]" in out
     assert "when any upstream_auth_failed in 5 min: value > 0 per 300s" in out
     assert "when upstream failures above 0.1 of calls over 10 min: value > 0.1 (ratio to denominator) per 600s" in out
@@ -244,7 +267,7 @@ def test_make_plan_prints_each_alert_with_condition_threshold_and_channels():
     assert "when at least 10 calls to Outspeed in 10 min: value > 9 per 600s" in out
     assert 'metric.label.code="upstream_auth_failed"' in out
     assert "email oncall@example.com" in out
-    assert out.count("notifies monitoring-email-") == 5 and "notifies nobody" not in out
+    assert out.count("notifies monitoring-email-") == 7 and "notifies nobody" not in out
     assert "dashboardUrl" in out and "logsUrl" in out
 
 
@@ -285,4 +308,4 @@ def test_count_charts_plot_rates_whatever_the_zoom(runs):
                 counters += 1
                 assert query["aggregation"]["perSeriesAligner"] == "ALIGN_RATE", tile["widget"]["title"]
                 assert "per second" in tile["widget"]["title"] and chart["yAxis"]["label"].endswith("/s")
-    assert counters == 6  # minted, refusals, upstream failures, function failures x2, Armor
+    assert counters == 7  # minted, refusals, upstream failures, function failures x2, callers refused, Armor

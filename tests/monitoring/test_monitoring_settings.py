@@ -42,6 +42,25 @@ def test_cli_json_and_partial_objects_parse_with_defaults_filled_in():
         "https://github.com/acme/t/blob/main/README.md"
 
 
+def test_caller_alerts_follow_caller_auth_not_the_stack_name():
+    # Issue 18: the caller-verification alert and the unauthenticated surge exist only where callers
+    # are verified (no callerAuth: neither code can occur), and the surge switches off with 0.
+    from infra.monitoring import alert_specs
+    verified = {"callerAuth": {"appCheck": {"projectNumber": "123456789012"}}}
+    for auth in (False, True):
+        base = {"authEnabled": auth, "domain": "token.example.com", "agentIds": ["a-1"]}
+        assert parse_mapping({**base, **verified}).monitoring.caller_checks is True
+        assert parse_mapping({**base, "callerAuth": {"anonymous": True}} if auth else base).monitoring.caller_checks \
+            is False
+    keys = [s.key for s in alert_specs(parse_mapping({"authEnabled": False, **verified}).monitoring, "s", "m", None)]
+    assert {"auth-unavailable", "unauthenticated"} <= set(keys)
+    assert not {"auth-unavailable", "unauthenticated"} & {
+        s.key for s in alert_specs(parse_mapping({"authEnabled": False}).monitoring, "s", "m", None)}
+    off = parse_mapping({"authEnabled": False, **verified, "monitoring": {"unauthenticatedPerMinuteAlert": 0}})
+    assert "unauthenticated" not in {s.key for s in alert_specs(off.monitoring, "s", "m", None)}
+    assert "auth-unavailable" in {s.key for s in alert_specs(off.monitoring, "s", "m", None)}
+
+
 def test_nobody_notified_warns_only_when_monitoring_is_on():
     (warning,) = parse_monitoring({}).warnings
     assert "monitoring.alertEmails" in warning and "nobody is notified" in warning and "pulumi config set" in warning
@@ -74,6 +93,10 @@ BAD = [
     ("negative volume floor", {"upstreamMinCalls": -1}, "monitoring.upstreamMinCalls", "between 0 and"),
     ("volume floor not a number", {"upstreamMinCalls": "some"}, "monitoring.upstreamMinCalls", "whole number"),
     ("negative armor", {"armorDenialsPerMinuteAlert": -5}, "monitoring.armorDenialsPerMinuteAlert", "between 0 and"),
+    ("negative unauthenticated", {"unauthenticatedPerMinuteAlert": -1}, "monitoring.unauthenticatedPerMinuteAlert",
+     "between 0 and"),
+    ("unauthenticated not a number", {"unauthenticatedPerMinuteAlert": "many"},
+     "monitoring.unauthenticatedPerMinuteAlert", "whole number"),
     ("http runbook", {"runbookUrl": "http://example.com/README.md"}, "monitoring.runbookUrl", "https://"),
     ("runbook with fragment", {"runbookUrl": "https://example.com/README.md#x"}, "monitoring.runbookUrl", "https://"),
     ("runbook not text", {"runbookUrl": 5}, "monitoring.runbookUrl", "https://"),
@@ -100,8 +123,8 @@ def test_every_alert_links_a_readme_section_that_exists():
     assert "\n## Operating it\n" in readme
     slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
              for h in re.findall(r"^#### (.+)$", readme, flags=re.M)}
-    specs = alert_specs(MonitoringSettings(), "svc", "m", "armor")
-    assert len(specs) == 5
+    specs = alert_specs(MonitoringSettings(caller_checks=True), "svc", "m", "armor")
+    assert len(specs) == 7
     for spec in specs:
         assert spec.anchor in slugs, spec.anchor
         assert spec.title.lower().replace(" ", "-") == spec.anchor
