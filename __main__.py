@@ -17,7 +17,8 @@ from infra.source import DEFAULT_SOURCE_DIR
 from infra.token_function import TokenFunction, TokenFunctionArgs, physical_name
 
 config = pulumi.Config()
-settings = parse(config.get)  # raises ConfigError: preview fails with one clear message
+# Raises ConfigError: preview fails with one clear message. is_secret: quotas.redisUrl must be one.
+settings = parse(config.get, is_secret=lambda key: pulumi.runtime.is_config_secret(config.full_key(key)))
 for warning in settings.warnings:
     pulumi.log.warn(warning)
 
