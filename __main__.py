@@ -68,5 +68,6 @@ if settings.monitoring.enabled:
         service_name=token.service_name,
         # The edge's Cloud Armor denials are watched only where the edge exists.
         armor_policy_name=edge.policy.name if settings.edge_enabled else None,
+        quotas=settings.quotas is not None,
     ))
     pulumi.export("dashboardUrl", monitoring.dashboard_url)
