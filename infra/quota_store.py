@@ -140,8 +140,11 @@ class QuotaStore(pulumi.ComponentResource):
             url: pulumi.Input[str] = pulumi.Output.secret(pulumi.Output.all(
                 self.instance.auth_string, self.instance.host, self.instance.port,
             ).apply(lambda v: redis_url(v[0], v[1], v[2])))
-            # The server CA signs the instance's TLS certificate; the function trusts it alone.
-            self.ca_cert = self.instance.server_ca_certs.apply(lambda certs: certs[0].cert if certs else "")
+            # The server CAs sign the instance's TLS certificate; the function trusts them alone. All
+            # of them: "one or more unique Certificate Authorities" (Memorystore, in-transit
+            # encryption), so a CA rotation's new CA is trusted from the next `pulumi up` on.
+            self.ca_cert = self.instance.server_ca_certs.apply(
+                lambda certs: "".join(c.cert if c.cert.endswith("\n") else c.cert + "\n" for c in certs or [] if c.cert))
         else:
             url = pulumi.Output.secret(q.redis_url)
 
