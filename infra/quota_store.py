@@ -23,7 +23,10 @@ Why these choices (Google's documentation, read for this change):
   a service-networking connection and an allocated range for nothing here.
 - The subnet is a /26: Cloud Run reserves IPs in blocks of 16 and needs "/26 or larger" for
   Direct VPC egress, using about two addresses per instance (cloud.google.com/run/docs/configuring/
-  vpc-direct-vpc, "IP address allocation"): 60 usable addresses hold the default maxInstances 10.
+  vpc-direct-vpc, "IP address allocation"): 60 usable addresses hold the default maxInstances 10
+  (preview warns above 20). The same page warns that connections may take a minute or more to
+  establish when an instance starts: the function's store bound then answers 503
+  quota_unavailable (or mints, with failOpen) until the path is up.
 """
 from __future__ import annotations
 

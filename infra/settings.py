@@ -109,6 +109,11 @@ class CallerAuth:
 MAX_BUDGET_COUNT = 10 ** 9
 MAX_WINDOW_SECONDS = 366 * 86400
 QUOTA_STORES = ("memorystore", "external")
+# The memorystore store's /26 subnet (infra.quota_store) has 60 usable addresses; Direct VPC
+# egress uses about two per instance and reserves them 16 at a time (Cloud Run, "Direct VPC
+# egress with a VPC network", IP address allocation): above this many instances, scale-out can
+# run out of addresses.
+QUOTA_SUBNET_MAX_INSTANCES = 20
 
 
 @dataclass(frozen=True)
@@ -532,6 +537,11 @@ def parse(get: Callable[[str], Any], is_secret: Optional[Callable[[str], bool]] 
                         "Origin header (any script, e.g. curl) can mint keys billed to your Outspeed account, "
                         f"limited only by rateLimit ({rate_limit.requests_per_minute} per minute per IP). "
                         "Set callerAuth.idToken and/or callerAuth.appCheck instead.")
+    if quotas is not None and quotas.memorystore and max_instances > QUOTA_SUBNET_MAX_INSTANCES:
+        warnings.append(f"{PROJECT}:maxInstances is {max_instances} with quotas.store memorystore: the function's "
+                        "/26 subnet (60 addresses, about two per instance under Direct VPC egress) fits about "
+                        f"{QUOTA_SUBNET_MAX_INSTANCES} instances; beyond that new instances may fail to start. "
+                        f"Keep maxInstances at {QUOTA_SUBNET_MAX_INSTANCES} or less, or use store: external.")
     if auth and quotas is None:
         warnings.append(f"{PROJECT}:quotas is unset with authEnabled true: nothing limits how many keys one verified "
                         "caller, or all callers together, may mint (sign-up is free; every key can start a billed "

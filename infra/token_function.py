@@ -230,6 +230,8 @@ class TokenFunction(pulumi.ComponentResource):
                 env = store.ca_cert.apply(lambda pem: dict(sorted({**plain, CA_ENV: pem}.items())))
             if store.subnetwork is not None:
                 # Direct VPC egress (no connector): the instances take addresses in the store's /26.
+                # Google's guide also has the function's account hold roles/run.invoker: the public
+                # invoker grant below (allUsers) covers every identity, so no project-wide grant.
                 vpc = dict(
                     direct_vpc_network_interfaces=[gcp.cloudfunctionsv2.FunctionServiceConfigDirectVpcNetworkInterfaceArgs(
                         network=store.network.name,

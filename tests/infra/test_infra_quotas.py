@@ -103,6 +103,13 @@ def test_prod_without_quotas_warns_and_dev_or_prod_with_quotas_does_not():
     assert not [w for w in parse_mapping({"authEnabled": False}).warnings if "quotas" in w]
 
 
+def test_more_instances_than_the_memorystore_subnet_holds_warns():
+    assert not [w for w in prod(MEMORYSTORE, maxInstances=20).warnings if "maxInstances" in w]
+    (warned,) = [w for w in prod(MEMORYSTORE, maxInstances=21).warnings if "maxInstances" in w]
+    assert "/26" in warned and "21" in warned
+    assert not [w for w in prod(EXTERNAL, maxInstances=100).warnings if "maxInstances" in w]  # no subnet
+
+
 PER_CALLER_APP_CHECK_ONLY = {"callerAuth": {"appCheck": {"projectNumber": "123456789012"}}}
 
 
