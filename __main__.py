@@ -17,7 +17,8 @@ from infra.source import DEFAULT_SOURCE_DIR
 from infra.token_function import TokenFunction, TokenFunctionArgs, physical_name
 
 config = pulumi.Config()
-# Raises ConfigError: preview fails with one clear message. is_secret: quotas.redisUrl must be one.
+# Raises ConfigError: preview fails with one clear message. is_secret: quotas.redisUrl must be one;
+# the CLI lists an object key among the secret keys when it holds a secure value (pulumi#3343, #6896).
 settings = parse(config.get, is_secret=lambda key: pulumi.runtime.is_config_secret(config.full_key(key)))
 for warning in settings.warnings:
     pulumi.log.warn(warning)
