@@ -17,7 +17,9 @@ from infra.source import DEFAULT_SOURCE_DIR
 from infra.token_function import TokenFunction, TokenFunctionArgs, physical_name
 
 config = pulumi.Config()
-settings = parse(config.get)  # raises ConfigError: preview fails with one clear message
+# Raises ConfigError: preview fails with one clear message. is_secret: quotas.redisUrl must be one;
+# the CLI lists an object key among the secret keys when it holds a secure value (pulumi#3343, #6896).
+settings = parse(config.get, is_secret=lambda key: pulumi.runtime.is_config_secret(config.full_key(key)))
 for warning in settings.warnings:
     pulumi.log.warn(warning)
 
@@ -67,5 +69,6 @@ if settings.monitoring.enabled:
         service_name=token.service_name,
         # The edge's Cloud Armor denials are watched only where the edge exists.
         armor_policy_name=edge.policy.name if settings.edge_enabled else None,
+        quotas=settings.quotas is not None,
     ))
     pulumi.export("dashboardUrl", monitoring.dashboard_url)

@@ -56,6 +56,9 @@ CALLER_REFUSED = ("unauthenticated", "app_check_failed")
 # an unexpected exception (500), no instance could take the request (503). The function itself
 # answers 502/504 for Outspeed failures, which the "Outspeed failing" alert already covers.
 PLATFORM_FAILED_STATUSES = ("500", "503")
+# The function's `quota` log field (DESIGN.md "Spend ceiling"): which budget refused, or the
+# store failing (closed: 503 `quota_unavailable`; failOpen: minted unchecked).
+QUOTA_CALLER, QUOTA_GLOBAL, QUOTA_STORE_FAILED = "caller", "global", ("unavailable", "open")
 
 # Latency histogram: 1 ms .. ~180 s in x1.4 steps (percentiles within 40%); enough for the
 # 10 s upstream timeout and the platform's 30 s request timeout.
@@ -216,6 +219,17 @@ def platform_failed_filter(service_name: str) -> str:
             f"AND metric.label.response_code=one_of({_quoted(PLATFORM_FAILED_STATUSES)})")
 
 
+def quota_log_filter(service_name: str) -> str:
+    """The function's request lines that name a budget or the store (`quota` field)."""
+    return f'{function_log_filter(service_name)} AND jsonPayload.quota=~"^[a-z]+$"'
+
+
+def quota_filter(quota_metric: str, quotas: Sequence[str]) -> str:
+    match = f'"{quotas[0]}"' if len(quotas) == 1 else f"one_of({_quoted(quotas)})"
+    return (f'metric.type="{metric_type(quota_metric)}" AND resource.type="cloud_run_revision" '
+            f"AND metric.label.quota={match}")
+
+
 def armor_metric_filter(armor_metric: str) -> str:
     # metric.type only, which the API allows ("must specify the metric type and optionally may
     # contain restrictions on resource type", AlertPolicy MetricThreshold.filter): the resource a
@@ -246,8 +260,9 @@ class AlertSpec:
 
 
 def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
-                armor_metric: Optional[str]) -> list[AlertSpec]:
-    """The policies for these settings. `armor_metric` is None without the edge."""
+                armor_metric: Optional[str], quota_metric: Optional[str] = None) -> list[AlertSpec]:
+    """The policies for these settings. `armor_metric` is None without the edge, `quota_metric`
+    without quotas."""
     w = m.alert_window_minutes * 60
     specs = [
         AlertSpec(
@@ -336,6 +351,33 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
             "source: Cloud Armor's `rateLimit` bans it; add a deny rule if it persists. Tokens `expired` or for "
             "another `aud`/`iss`: compare `callerAuth` with what the sign-in provider issues.",
             "unauthenticated-callers-surging"))
+    if quota_metric is not None:
+        # The global budget spent is an incident (every caller is refused until the window turns);
+        # per-caller refusals are the ceiling working, a dashboard chart only.
+        specs.append(AlertSpec(
+            "global-budget", "Global mint budget reached", "ERROR",
+            ({"display_name": f"any global quota_exceeded in {m.alert_window_minutes} min",
+              "filter": quota_filter(quota_metric, (QUOTA_GLOBAL,)), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            "The endpoint's global budget (`quotas.global`) is spent: every caller gets 429 `quota_exceeded` "
+            "until the refusing window turns (`Retry-After`). Either real demand outgrew the budget or someone "
+            "is minting keys as fast as the ceiling allows.",
+            "Look at the dashboard's \"Keys minted\" and \"Per-caller budget refusals\" charts and the log lines' "
+            "`subject`/`forwardedFor`: a few subjects using their whole per-caller budget are farming (tighten "
+            "`quotas.perCaller`, disable those accounts); broad demand: raise `quotas.global` and `pulumi up`.",
+            "global-mint-budget-reached"))
+        specs.append(AlertSpec(
+            "quota-store", "Quota store failing", "ERROR",
+            ({"display_name": f"quota_unavailable or unchecked (failOpen) mints in {m.alert_window_minutes} min",
+              "filter": quota_filter(quota_metric, QUOTA_STORE_FAILED), "aggregations": [_sum(w)],
+              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            "The function could not reach the quota store within its bound: with `failOpen: false` callers get "
+            "503 `quota_unavailable` (nobody can start a session); with `failOpen: true` keys are minted without "
+            "a budget check.",
+            "Check the Memorystore instance (Cloud console: Memorystore; maintenance, memory) or your external "
+            "store, and the function's log lines with `quota` `unavailable`. A changed AUTH string or CA needs "
+            "`pulumi up` (the stack writes a new secret version and redeploys).",
+            "quota-store-failing"))
     return specs
 
 
@@ -398,7 +440,8 @@ def _series(filter_: str, aligner: str, reducer: str, group_by: Sequence[str] = 
 
 
 def dashboard(title: str, service_name: str, requests_metric: str, latency_metric: str,
-              armor_metric: Optional[str], caller_checks: bool = False) -> dict[str, Any]:
+              armor_metric: Optional[str], caller_checks: bool = False,
+              quota_metric: Optional[str] = None) -> dict[str, Any]:
     """The dashboard's JSON (Monitoring API Dashboard resource, mosaic layout)."""
     requests = f'metric.type="{metric_type(requests_metric)}" AND resource.type="cloud_run_revision"'
     latency = f'metric.type="{metric_type(latency_metric)}" AND resource.type="cloud_run_revision"'
@@ -432,12 +475,19 @@ def dashboard(title: str, service_name: str, requests_metric: str, latency_metri
         widgets.append(_chart("Cloud Armor denials per second by rule (1000 origin, 2000 rate ban)",
                               [_series(armor_metric_filter(armor_metric), COUNT_ALIGNER, "REDUCE_SUM",
                                        ["metric.label.rule"], "STACKED_BAR")], "requests/s"))
+    if quota_metric is not None:
+        widgets.append(_chart("Per-caller budget refusals per second",
+                              [_series(quota_filter(quota_metric, (QUOTA_CALLER,)), COUNT_ALIGNER, "REDUCE_SUM")],
+                              "requests/s"))
+        widgets.append(_chart("Global budget refusals and quota store failures per second",
+                              [_series(quota_filter(quota_metric, (QUOTA_GLOBAL, *QUOTA_STORE_FAILED)), COUNT_ALIGNER,
+                                       "REDUCE_SUM", ["metric.label.quota"], "STACKED_BAR")], "requests/s"))
     tiles = [{"xPos": (i % 2) * 24, "yPos": (i // 2) * 16, "width": 24, "height": 16, "widget": widget}
              for i, widget in enumerate(widgets)]
     return {"displayName": title, "mosaicLayout": {"columns": 48, "tiles": tiles}}
 
 
-def metric_specs(service_name: str, policy_name: Optional[str]) -> dict[str, dict[str, Any]]:
+def metric_specs(service_name: str, policy_name: Optional[str], quotas: bool = False) -> dict[str, dict[str, Any]]:
     """The log-based metrics (suffix -> gcp.logging.Metric arguments besides name/project)."""
     specs: dict[str, dict[str, Any]] = {
         "requests": {
@@ -476,6 +526,18 @@ def metric_specs(service_name: str, policy_name: Optional[str]) -> dict[str, dic
             "label_extractors": {"rule": "EXTRACT(jsonPayload.enforcedSecurityPolicy.priority)",
                                  "status": "EXTRACT(httpRequest.status)"},
         }
+    if quotas:
+        specs["quota"] = {
+            "description": "Token endpoint requests the quota step refused or could not check, by budget",
+            "filter": quota_log_filter(service_name),
+            "metric_descriptor": {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1",
+                                  "display_name": "Token endpoint quota refusals",
+                                  "labels": [{"key": "quota", "value_type": "STRING",
+                                              "description": "caller, global, unavailable (503) or open (minted unchecked)"},
+                                             {"key": "code", "value_type": "STRING",
+                                              "description": "the contract's code"}]},
+            "label_extractors": {"quota": "EXTRACT(jsonPayload.quota)", "code": "EXTRACT(jsonPayload.code)"},
+        }
     return specs
 
 
@@ -488,6 +550,7 @@ class MonitoringArgs:
     prefix: str  # physical-name prefix, e.g. "outspeed-token-prod" (dev and prod may share a project)
     service_name: pulumi.Input[str]  # the function's Cloud Run service (short name)
     armor_policy_name: Optional[pulumi.Input[str]] = None  # the edge's Cloud Armor policy; None without edge
+    quotas: bool = False  # the function enforces budgets: watch its refusals
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -508,9 +571,11 @@ class Monitoring(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[*apis.services, *depends_on])
 
         policy_name = pulumi.Output.from_input(args.armor_policy_name) if with_edge else pulumi.Output.from_input(None)
-        specs = pulumi.Output.all(args.service_name, policy_name).apply(lambda sp: metric_specs(sp[0], sp[1]))
+        specs = pulumi.Output.all(args.service_name, policy_name).apply(
+            lambda sp: metric_specs(sp[0], sp[1], args.quotas))
         self.metrics: dict[str, Any] = {}
-        for suffix in ("requests", "latency", *(("armor-denials",) if with_edge else ())):
+        for suffix in ("requests", "latency", *(("armor-denials",) if with_edge else ()),
+                       *(("quota",) if args.quotas else ())):
             spec = specs.apply(lambda s, suffix=suffix: s[suffix])
             bucket = ({"bucket_options": spec.apply(lambda s: s["bucket_options"])} if suffix == "latency" else {})
             value = ({"value_extractor": spec.apply(lambda s: s["value_extractor"])} if suffix == "latency" else {})
@@ -543,11 +608,12 @@ class Monitoring(pulumi.ComponentResource):
 
         # Alert filters name the metrics through their resources' outputs, so a policy is only
         # created once its metric exists (the API refuses a condition on an unknown metric).
+        quota_name = self.metrics["quota"].name if args.quotas else None
         names = pulumi.Output.all(args.service_name, self.metrics["requests"].name,
-                                  self.metrics["armor-denials"].name if with_edge else None)
-        all_specs = names.apply(lambda n: alert_specs(m, n[0], n[1], n[2]))
+                                  self.metrics["armor-denials"].name if with_edge else None, quota_name)
+        all_specs = names.apply(lambda n: alert_specs(m, n[0], n[1], n[2], n[3]))
         # The set of policies depends only on settings (known at plan time); the filters fill in.
-        keys = [s.key for s in alert_specs(m, "-", "-", "-" if with_edge else None)]
+        keys = [s.key for s in alert_specs(m, "-", "-", "-" if with_edge else None, "-" if args.quotas else None)]
         self.alerts: dict[str, Any] = {}
         for key in keys:
             spec = all_specs.apply(lambda specs, key=key: next(s for s in specs if s.key == key))
@@ -571,12 +637,13 @@ class Monitoring(pulumi.ComponentResource):
             )
 
         board = pulumi.Output.all(args.service_name, self.metrics["requests"].name, self.metrics["latency"].name,
-                                  self.metrics["armor-denials"].name if with_edge else None)
+                                  self.metrics["armor-denials"].name if with_edge else None, quota_name)
         self.dashboard = gcp.monitoring.Dashboard(
             f"{name}-dashboard",
             project=project,
             dashboard_json=board.apply(lambda b: json.dumps(
-                dashboard(f"{prefix} token endpoint", b[0], b[1], b[2], b[3], m.caller_checks), sort_keys=True)),
+                dashboard(f"{prefix} token endpoint", b[0], b[1], b[2], b[3], m.caller_checks, b[4]),
+                sort_keys=True)),
             opts=child(*self.metrics.values()),
         )
         self.dashboard_url = self.dashboard.id.apply(lambda i: dashboard_url(project, i))

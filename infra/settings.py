@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
                    "upstreamErrorWindowMinutes": 10, "upstreamMinCalls": 10, "alertWindowMinutes": 5,
                    "armorDenialsPerMinuteAlert": 60, "runbookUrl": "", "unauthenticatedPerMinuteAlert": 60},
     "callerAuth": {},
+    "quotas": {},
 }
 
 # The function's own value rules (function/token_rules.py): every value the function reads
@@ -93,6 +94,7 @@ class IdTokenAuth:
     issuer: str  # exact `iss`
     audience: str  # expected `aud`
     jwks_uri: Optional[str] = None  # None: OIDC discovery from the issuer
+    allow_anonymous: bool = False  # accept Firebase anonymous users (sign_in_provider "anonymous")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,44 @@ class CallerAuth:
         return self.id_token is not None or self.app_check is not None
 
 
+# The function's own bounds for a budget (function/token_settings.py parse_windows), so preview
+# refuses exactly what the cold start would.
+MAX_BUDGET_COUNT = 10 ** 9
+MAX_WINDOW_SECONDS = 366 * 86400
+QUOTA_STORES = ("memorystore", "external")
+# The memorystore store's /26 subnet (infra.quota_store) has 60 usable addresses; Direct VPC
+# egress uses about two per instance and reserves them 16 at a time (Cloud Run, "Direct VPC
+# egress with a VPC network", IP address allocation): above this many instances, scale-out can
+# run out of addresses.
+QUOTA_SUBNET_MAX_INSTANCES = 20
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most `count` mints in each fixed window of `window_seconds` (DESIGN.md "Spend ceiling")."""
+    count: int
+    window_seconds: int
+
+    @property
+    def spec(self) -> str:
+        return f"{self.count}/{self.window_seconds}"
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Mint budgets and where they are kept. `redis_url` (store external) holds the store's
+    password: kept out of repr, and the infra hands it on only as a Pulumi secret."""
+    per_caller: tuple[Budget, ...]
+    global_: tuple[Budget, ...]
+    store: str  # one of QUOTA_STORES
+    fail_open: bool = False
+    redis_url: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def memorystore(self) -> bool:
+        return self.store == "memorystore"
+
+
 @dataclass(frozen=True)
 class Settings:
     auth_enabled: bool
@@ -131,6 +171,7 @@ class Settings:
     caller_auth: CallerAuth = CallerAuth()
     warnings: tuple[str, ...] = field(default=(), compare=False)
     monitoring: Optional[MonitoringSettings] = None  # infra.monitoring; None = no monitoring
+    quotas: Optional[Quotas] = None  # None = no spend ceiling
 
     # Everything below is derived from authEnabled, never from the stack's name.
     @property
@@ -259,7 +300,7 @@ def _caller_auth(raw: Any) -> CallerAuth:
 
     id_token = None
     if top.get("idToken") is not None:
-        it = _object("callerAuth.idToken", top["idToken"], ("issuer", "audience", "jwksUri"),
+        it = _object("callerAuth.idToken", top["idToken"], ("issuer", "audience", "jwksUri", "allowAnonymous"),
                      "{issuer: https://securetoken.google.com/<project-id>, audience: <project-id>}")
         issuer = _https_url("callerAuth.idToken.issuer", it.get("issuer"),
                             "https://securetoken.google.com/<project-id>", rules.issuer)
@@ -276,7 +317,9 @@ def _caller_auth(raw: Any) -> CallerAuth:
         if jwks is not None and not (isinstance(jwks, str) and not jwks.strip()):  # "" = discovery
             jwks_uri = _https_url("callerAuth.idToken.jwksUri", jwks, "https://<issuer>/.well-known/jwks.json",
                                   rules.url)
-        id_token = IdTokenAuth(issuer=issuer, audience=audience, jwks_uri=jwks_uri)
+        allow_anonymous = _bool("callerAuth.idToken.allowAnonymous", it.get("allowAnonymous", False))
+        id_token = IdTokenAuth(issuer=issuer, audience=audience, jwks_uri=jwks_uri,
+                               allow_anonymous=allow_anonymous)
 
     app_check = None
     if top.get("appCheck") is not None:
@@ -304,10 +347,106 @@ def _caller_auth(raw: Any) -> CallerAuth:
     return CallerAuth(id_token=id_token, app_check=app_check, anonymous=anonymous)
 
 
+QUOTAS_EXAMPLE = "{perCaller: [{count: 5, windowSeconds: 3600}], global: [{count: 500, windowSeconds: 3600}], store: memorystore}"
+REDIS_URL_FIX = ("pulumi config set --secret --path quotas.redisUrl 'rediss://:<password>@<host>:<port>' "
+                 "(--secret keeps the password out of the stack file and the state)")
+
+
+def _budgets(key: str, raw: Any) -> tuple[Budget, ...]:
+    items = _json(key, raw, "a list of budgets", "[{count: 5, windowSeconds: 3600}]")
+    if not isinstance(items, list):
+        raise ConfigError(key, f"must be a list of {{count, windowSeconds}} budgets, got {items!r}",
+                          "e.g. [{count: 5, windowSeconds: 3600}, {count: 20, windowSeconds: 86400}]")
+    budgets: list[Budget] = []
+    for index, item in enumerate(items):
+        at = f"{key}[{index}]"
+        entry = _object(at, item, ("count", "windowSeconds"), "{count: 5, windowSeconds: 3600}")
+        for name in ("count", "windowSeconds"):
+            if entry.get(name) is None:
+                raise ConfigError(f"{at}.{name}", "is missing", "give every budget a count and a windowSeconds, "
+                                                                 "e.g. {count: 5, windowSeconds: 3600}")
+        budget = Budget(_int(f"{at}.count", entry["count"], 1, MAX_BUDGET_COUNT),
+                        _int(f"{at}.windowSeconds", entry["windowSeconds"], 1, MAX_WINDOW_SECONDS))
+        if any(b.window_seconds == budget.window_seconds for b in budgets):
+            raise ConfigError(at, f"is a second budget for a window of {budget.window_seconds} s",
+                              "keep one budget per window length (the smaller count is the one that binds)")
+        budgets.append(budget)
+    return tuple(budgets)
+
+
+def _redis_url(raw: Any, secret: Optional[bool]) -> str:
+    """The external store's URL. Messages never quote it: it holds the store's password."""
+    from urllib.parse import urlsplit
+
+    key = "quotas.redisUrl"
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(key, "is required with store: external", REDIS_URL_FIX)
+    url = raw.strip()
+    shape = "must be rediss://[:password@]host:port[/db] without query or fragment"
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        raise ConfigError(key, shape + " (it is not a well-formed URL; not shown: it may hold a password)",
+                          REDIS_URL_FIX) from None
+    if parts.scheme == "redis":
+        # The function accepts redis:// only on loopback, and a deployed function has no loopback Redis.
+        raise ConfigError(key, "is redis:// (no TLS): the password and every key would cross the network in "
+                               "clear text, and the function accepts redis:// only on loopback, which a deployed "
+                               "function cannot reach", "use the store's TLS endpoint: " + REDIS_URL_FIX)
+    path = parts.path.strip("/")
+    host_ok = bool(host) and (rules.HOSTNAME_RE.fullmatch(host.lower()) is not None or ":" in host)  # name, IPv4 or [IPv6]
+    db_ok = not path or (path.isdigit() and int(path) < 16)
+    if parts.scheme != "rediss" or not host_ok or parts.query or parts.fragment or not db_ok:
+        raise ConfigError(key, shape + " and a database from 0 to 15 (value not shown: it may hold a password)",
+                          REDIS_URL_FIX)
+    if secret is False:
+        raise ConfigError(key, "is not a Pulumi secret, so the store's password would sit in plain text in the "
+                               "stack file and the state", REDIS_URL_FIX)
+    return url
+
+
+def _quotas(raw: Any, caller_auth: CallerAuth, secret: Optional[bool]) -> Optional[Quotas]:
+    top = _object("quotas", raw, ("perCaller", "global", "store", "redisUrl", "failOpen"), QUOTAS_EXAMPLE)
+    per_caller = _budgets("quotas.perCaller", top.get("perCaller") or [])
+    global_ = _budgets("quotas.global", top.get("global") or [])
+    store = top.get("store")
+    store = store.strip() if isinstance(store, str) and store.strip() else None
+    url = top.get("redisUrl")
+    has_url = not (url is None or (isinstance(url, str) and not url.strip()))
+    fail_open = _bool("quotas.failOpen", top.get("failOpen", False))
+    if not per_caller and not global_:
+        if store is not None or has_url:
+            raise ConfigError("quotas", "sets a store but no budget (the function refuses a store without one, "
+                                        "and a Memorystore instance would be billed for nothing)",
+                              f"add perCaller and/or global budgets, e.g. {QUOTAS_EXAMPLE}, or remove quotas")
+        return None
+    if store is None:
+        raise ConfigError("quotas.store", "is required with budgets (they are counted in a shared store)",
+                          "store: memorystore (the stack creates Memorystore for Redis on a private VPC), or "
+                          "store: external with redisUrl (your own Redis or Valkey, TLS)")
+    if store not in QUOTA_STORES:
+        raise ConfigError("quotas.store", f"must be memorystore or external, got {store!r}",
+                          "store: memorystore, or store: external with redisUrl")
+    if per_caller and caller_auth.id_token is None:
+        raise ConfigError("quotas.perCaller", "needs callerAuth.idToken: a per-caller budget is keyed by the "
+                                              "verified ID-token subject",
+                          f"set {CALLER_AUTH_EXAMPLE}, or use only global budgets")
+    redis_url = None
+    if store == "external":
+        redis_url = _redis_url(url, secret)
+    elif has_url:
+        raise ConfigError("quotas.redisUrl", "is set with store: memorystore (the stack creates the store and "
+                                             "its URL itself)", "remove redisUrl, or set store: external")
+    return Quotas(per_caller=per_caller, global_=global_, store=store, fail_open=fail_open, redis_url=redis_url)
+
+
 # --- the parser --------------------------------------------------------------------------------
 
-def parse(get: Callable[[str], Any]) -> Settings:
-    """Build Settings from `get(bare_key)` (None = unset -> default). Raises ConfigError."""
+def parse(get: Callable[[str], Any], is_secret: Optional[Callable[[str], bool]] = None) -> Settings:
+    """Build Settings from `get(bare_key)` (None = unset -> default). Raises ConfigError.
+    `is_secret(bare_key)`: whether the CLI passed that key as a secret (the program passes
+    Pulumi's answer; local tools pass None, which skips that check)."""
 
     def value(key: str) -> Any:
         raw = get(key)
@@ -385,6 +524,8 @@ def parse(get: Callable[[str], Any]) -> Settings:
                               f"set callerAuth.idToken and/or callerAuth.appCheck, e.g. {CALLER_AUTH_EXAMPLE}; "
                               "or knowingly run without it: callerAuth: {anonymous: true}")
 
+    quotas = _quotas(value("quotas"), caller_auth, None if is_secret is None else is_secret("quotas"))
+
     from infra.monitoring import parse_monitoring  # here: infra.monitoring imports this module
     # The caller-auth alerts and chart follow callerAuth, not a monitoring field.
     monitoring = replace(parse_monitoring(value("monitoring")), caller_checks=caller_auth.verifies_callers)
@@ -398,6 +539,15 @@ def parse(get: Callable[[str], Any]) -> Settings:
                         "Origin header (any script, e.g. curl) can mint keys billed to your Outspeed account, "
                         f"limited only by rateLimit ({rate_limit.requests_per_minute} per minute per IP). "
                         "Set callerAuth.idToken and/or callerAuth.appCheck instead.")
+    if quotas is not None and quotas.memorystore and max_instances > QUOTA_SUBNET_MAX_INSTANCES:
+        warnings.append(f"{PROJECT}:maxInstances is {max_instances} with quotas.store memorystore: the function's "
+                        "/26 subnet (60 addresses, about two per instance under Direct VPC egress) fits about "
+                        f"{QUOTA_SUBNET_MAX_INSTANCES} instances; beyond that new instances may fail to start. "
+                        f"Keep maxInstances at {QUOTA_SUBNET_MAX_INSTANCES} or less, or use store: external.")
+    if auth and quotas is None:
+        warnings.append(f"{PROJECT}:quotas is unset with authEnabled true: nothing limits how many keys one verified "
+                        "caller, or all callers together, may mint (sign-up is free; every key can start a billed "
+                        f"session). Set per-caller and global budgets, e.g. quotas: {QUOTAS_EXAMPLE}.")
 
     if caller_auth.id_token is not None:
         warnings.extend(f"{PROJECT}:callerAuth.idToken.issuer {caller_auth.id_token.issuer!r} {problem}."
@@ -419,6 +569,7 @@ def parse(get: Callable[[str], Any]) -> Settings:
         caller_auth=caller_auth,
         warnings=tuple(warnings) + monitoring.warnings,
         monitoring=monitoring,
+        quotas=quotas,
     )
 
 
@@ -440,12 +591,14 @@ SERVER_ENVIRONMENT = {
 }
 
 
-def function_environment(settings: Settings, project: str) -> dict[str, str]:
+def function_environment(settings: Settings, project: str, key_prefix: str = PROJECT) -> dict[str, str]:
     """The plain environment variables of DESIGN.md "Function environment".
 
-    OUTSPEED_API_KEY is deliberately absent: it is a secret environment variable bound to a
-    Secret Manager version, never a plain value. Empty lists are left unset (= any; for
-    agents only where ALLOW_ANY_AGENT is true).
+    OUTSPEED_API_KEY and QUOTA_REDIS_URL are deliberately absent: they are secret environment
+    variables bound to Secret Manager versions, never plain values; QUOTA_REDIS_CA_CERT comes
+    from the Memorystore instance (infra.token_function). Empty lists are left unset (= any; for
+    agents only where ALLOW_ANY_AGENT is true). `key_prefix`: the stack's resource prefix, the
+    namespace of this endpoint's keys in the quota store.
     """
     env = {
         "OUTSPEED_API_BASE": settings.api_base,
@@ -474,10 +627,21 @@ def function_environment(settings: Settings, project: str) -> dict[str, str]:
         env["AUTH_ID_TOKEN_AUDIENCE"] = id_token.audience
         if id_token.jwks_uri:
             env["AUTH_ID_TOKEN_JWKS_URI"] = id_token.jwks_uri
+        if id_token.allow_anonymous:  # unset = false: Firebase anonymous users are refused
+            env["AUTH_ID_TOKEN_ALLOW_ANONYMOUS"] = "true"
     if app_check is not None:
         env["AUTH_APP_CHECK_PROJECT_NUMBER"] = app_check.project_number
         if app_check.app_ids:
             env["AUTH_APP_CHECK_APP_IDS"] = ",".join(app_check.app_ids)
         if app_check.consume:  # API base and metadata host keep their defaults when deployed
             env["AUTH_APP_CHECK_CONSUME"] = "true"
+    # Spend ceiling (DESIGN.md "Spend ceiling"); unset = no budgets.
+    quotas = settings.quotas
+    if quotas is not None:
+        if quotas.per_caller:
+            env["QUOTA_PER_CALLER"] = ",".join(b.spec for b in quotas.per_caller)
+        if quotas.global_:
+            env["QUOTA_GLOBAL"] = ",".join(b.spec for b in quotas.global_)
+        env["QUOTA_FAIL_OPEN"] = "true" if quotas.fail_open else "false"
+        env["QUOTA_KEY_PREFIX"] = key_prefix
     return dict(sorted(env.items()))

@@ -12,12 +12,17 @@ import pulumi_gcp as gcp
 import pulumiverse_time as pulumi_time
 
 from infra.apis import ProjectApis
+from infra.quota_store import CA_ENV, URL_ENV, QuotaStore, QuotaStoreArgs
 from infra.settings import Settings, function_environment
 from infra.source import deployable_files, source_hash
 
 RUNTIME = "python312"
 ENTRY_POINT = "token"
 API_KEY_ENV = "OUTSPEED_API_KEY"
+SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
+# Memorystore is private: only addresses in private ranges go through the VPC, so Outspeed, the
+# JWKS endpoints and Firebase are still reached directly (Direct VPC egress's own default).
+DIRECT_VPC_EGRESS = "VPC_EGRESS_PRIVATE_RANGES_ONLY"
 REQUEST_TIMEOUT_SECONDS = 30  # upstream timeout (10 s) plus headroom
 # IAM grants and freshly enabled APIs take effect eventually, not when the API call returns;
 # a first build that starts at once intermittently cannot read its source (Google's own
@@ -98,7 +103,8 @@ class TokenFunction(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[*apis.services, *depends_on])
 
         # Accounts. The runtime account holds no project roles (but App Check's token verifier,
-        # when it consumes tokens): its only other grant is read access to this stack's one secret.
+        # when it consumes tokens): its other grants are read access to this stack's secrets
+        # (the API key, and the quota store's URL).
         self.runtime_account = gcp.serviceaccount.Account(
             f"{name}-runtime-sa",
             project=project,
@@ -174,10 +180,27 @@ class TokenFunction(pulumi.ComponentResource):
             f"{name}-api-key-accessor",
             project=project,
             secret_id=self.secret.id,
-            role="roles/secretmanager.secretAccessor",
+            role=SECRET_ACCESSOR,
             member=self.runtime_account.email.apply(lambda e: f"serviceAccount:{e}"),
             opts=child(),
         )
+        accessors: list[pulumi.Resource] = [accessor]
+
+        # The quota store (DESIGN.md "Spend ceiling"): its URL is a secret like the key, read
+        # by this runtime account only, on that one secret.
+        self.quota_store = None
+        if s.quotas is not None:
+            self.quota_store = QuotaStore(f"{name}-quota", QuotaStoreArgs(
+                quotas=s.quotas, project=project, region=region, prefix=args.prefix,
+                depends_on=tuple(apis.services)), opts=pulumi.ResourceOptions(parent=self))
+            accessors.append(gcp.secretmanager.SecretIamMember(
+                f"{name}-quota-url-accessor",
+                project=project,
+                secret_id=self.quota_store.secret.id,
+                role=SECRET_ACCESSOR,
+                member=self.runtime_account.email.apply(lambda e: f"serviceAccount:{e}"),
+                opts=child(),
+            ))
 
         # Source: the object's name carries the content hash of function/.
         files = deployable_files(args.source_dir)
@@ -199,7 +222,7 @@ class TokenFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        runtime_grants: list[pulumi.Resource] = [accessor]
+        runtime_grants: list[pulumi.Resource] = list(accessors)
         if consume:
             # On the project: verifyAppCheckToken is a method of the project (no narrower resource).
             # A Firebase project other than the stack's needs this grant there (docs/app-check-replay.md).
@@ -217,7 +240,39 @@ class TokenFunction(pulumi.ComponentResource):
             opts=child(*runtime_grants, *build_grants),
         )
 
-        env = function_environment(s, project)
+        env: pulumi.Input[dict] = function_environment(s, project, key_prefix=args.prefix)
+        secret_env = [
+            gcp.cloudfunctionsv2.FunctionServiceConfigSecretEnvironmentVariableArgs(
+                key=API_KEY_ENV,
+                project_id=project,
+                secret=self.secret.secret_id,
+                version=self.secret_version.version,
+            )
+        ]
+        vpc: dict = {}
+        store = self.quota_store
+        if store is not None:
+            # Pinned to the version the stack wrote, like the key: a new URL is a new deploy.
+            secret_env.append(gcp.cloudfunctionsv2.FunctionServiceConfigSecretEnvironmentVariableArgs(
+                key=URL_ENV,
+                project_id=project,
+                secret=store.secret.secret_id,
+                version=store.secret_version.version,
+            ))
+            if store.ca_cert is not None:
+                plain = env
+                env = store.ca_cert.apply(lambda pem: dict(sorted({**plain, CA_ENV: pem}.items())))
+            if store.subnetwork is not None:
+                # Direct VPC egress (no connector): the instances take addresses in the store's /26.
+                # Google's guide also has the function's account hold roles/run.invoker: the public
+                # invoker grant below (allUsers) covers every identity, so no project-wide grant.
+                vpc = dict(
+                    direct_vpc_network_interfaces=[gcp.cloudfunctionsv2.FunctionServiceConfigDirectVpcNetworkInterfaceArgs(
+                        network=store.network.name,
+                        subnetwork=store.subnetwork.name,
+                    )],
+                    direct_vpc_egress=DIRECT_VPC_EGRESS,
+                )
         self.function = gcp.cloudfunctionsv2.Function(
             f"{name}-function",
             project=project,
@@ -251,19 +306,14 @@ class TokenFunction(pulumi.ComponentResource):
                 timeout_seconds=REQUEST_TIMEOUT_SECONDS,
                 all_traffic_on_latest_revision=True,
                 environment_variables=env,
-                secret_environment_variables=[
-                    gcp.cloudfunctionsv2.FunctionServiceConfigSecretEnvironmentVariableArgs(
-                        key=API_KEY_ENV,
-                        project_id=project,
-                        secret=self.secret.secret_id,
-                        version=self.secret_version.version,
-                    )
-                ],
+                secret_environment_variables=secret_env,
+                **vpc,
             ),
-            # The runtime account must already read the secret and the build account hold its
+            # The runtime account must already read the secrets and the build account hold its
             # roles (and both have taken effect), or the first deploy fails: secret access is
             # checked at deploy time, the build reads the source as the build account.
-            opts=child(settled, *runtime_grants, *build_grants),
+            opts=child(settled, *runtime_grants, *build_grants,
+                       *([store] if store is not None else [])),
         )
 
         service_config = self.function.service_config

@@ -117,3 +117,29 @@ def test_each_stack_files_caller_checks_start_the_function(stack):
         infra.caller_auth.verifies_callers
     if infra.auth_enabled:  # prod verifies callers unless it says anonymous out loud
         assert infra.caller_auth.verifies_callers or infra.caller_auth.anonymous
+
+
+def test_the_spend_ceiling_reaches_the_function_as_the_design_variables():
+    """quotas + allowAnonymous -> QUOTA_* / AUTH_ID_TOKEN_ALLOW_ANONYMOUS, plus what the infra
+    binds besides the plain environment (the secret URL, Memorystore's CA): the function starts
+    with them and, where it enforces budgets, reads the same budgets and namespace."""
+    values = {**stackfiles.project_values(stackfiles.stack_config("prod")),
+              "callerAuth": {"idToken": {"issuer": "https://securetoken.google.com/p", "audience": "p",
+                                         "allowAnonymous": True}},
+              "quotas": {"perCaller": [{"count": 5, "windowSeconds": 3600}, {"count": 20, "windowSeconds": 86400}],
+                         "global": [{"count": 500, "windowSeconds": 3600}], "store": "memorystore", "failOpen": True}}
+    infra = parse_mapping(values)
+    env = function_environment(infra, PROJECT, key_prefix="outspeed-token-prod")
+    assert {k: v for k, v in env.items() if k.startswith(("QUOTA_", "AUTH_ID_TOKEN_ALLOW"))} == {
+        "QUOTA_PER_CALLER": "5/3600,20/86400", "QUOTA_GLOBAL": "500/3600", "QUOTA_FAIL_OPEN": "true",
+        "QUOTA_KEY_PREFIX": "outspeed-token-prod", "AUTH_ID_TOKEN_ALLOW_ANONYMOUS": "true"}
+    from tools.plan import PLAN_REDIS_CA
+    bound = {"OUTSPEED_API_KEY": "contract-test-key", "QUOTA_REDIS_URL": "rediss://:pw@10.8.1.3:6378",
+             "QUOTA_REDIS_CA_CERT": PLAN_REDIS_CA}
+    fn = token_settings.from_env({**env, **bound})  # starts: no SettingsError
+    quotas = getattr(fn, "quotas", None)
+    if quotas is not None:  # the function side's parser (issue 15) reads them
+        assert [(w.count, w.seconds) for w in quotas.per_caller] == [(5, 3600), (20, 86400)]
+        assert [(w.count, w.seconds) for w in quotas.global_] == [(500, 3600)]
+        assert quotas.fail_open is True and quotas.key_prefix == "outspeed-token-prod"
+        assert quotas.store.tls and quotas.store.ca_cert == PLAN_REDIS_CA

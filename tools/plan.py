@@ -31,6 +31,10 @@ PROJECT = "outspeed-token"
 PLACEHOLDER_PROJECT = "plan-placeholder-project"
 PLACEHOLDER_API_KEY = "plan-placeholder-api-key-0123456789"
 SECRET_KEYS = [f"{PROJECT}:outspeedApiKey"]
+# What the mocked Memorystore instance answers (tests look for the AUTH string in plain state).
+PLAN_REDIS_AUTH = "plan-mock-redis-auth-3f9d2c71e0b84a56"
+PLAN_REDIS_CA = "-----BEGIN CERTIFICATE-----\nMIIBplanmockserverca\n-----END CERTIFICATE-----\n"
+PLACEHOLDER_REDIS_URL = "rediss://:plan-placeholder-password@redis.plan-placeholder.example:6379"
 FUNCTION_DIR_ENV = "OUTSPEED_TOKEN_FUNCTION_DIR"
 _SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
 
@@ -50,6 +54,9 @@ def stack_runtime_config(stack: str, overrides: Optional[dict[str, Any]] = None,
     key_name = f"{PROJECT}:outspeedApiKey"
     if not isinstance(merged.get(key_name), str):  # absent, or an encrypted {secure: ...} we cannot read
         merged[key_name] = api_key
+    quotas = merged.get(f"{PROJECT}:quotas")
+    if isinstance(quotas, dict) and isinstance(quotas.get("redisUrl"), dict):  # `config set --secret --path`
+        merged[f"{PROJECT}:quotas"] = {**quotas, "redisUrl": PLACEHOLDER_REDIS_URL}
     for key, value in (overrides or {}).items():
         qualified = key if ":" in key else f"{PROJECT}:{key}"
         if value is None:
@@ -68,6 +75,17 @@ def stack_runtime_config(stack: str, overrides: Optional[dict[str, Any]] = None,
 
 
 # --- mocks -------------------------------------------------------------------------------------
+
+def secret_keys(config: dict[str, str]) -> list[str]:
+    """The keys the CLI would pass as secrets: the API key, and `quotas` once it holds a
+    redisUrl (`pulumi config set --secret --path quotas.redisUrl ...` makes the object secret)."""
+    quotas = config.get(f"{PROJECT}:quotas")
+    try:
+        has_url = bool(json.loads(quotas).get("redisUrl")) if quotas else False
+    except (ValueError, AttributeError):
+        has_url = False
+    return SECRET_KEYS + ([f"{PROJECT}:quotas"] if has_url else [])
+
 
 def _mocks_module():
     import pulumi
@@ -109,6 +127,9 @@ def _mocks_module():
                 rid = f"projects/{project}/locations/{region}/functions/{name}"
             elif args.typ == "gcp:compute/globalAddress:GlobalAddress":
                 state["address"] = "203.0.113.10"
+            elif args.typ == "gcp:redis/instance:Instance":
+                state.update(host="10.8.1.3", port=6378 if state.get("transitEncryptionMode") == "SERVER_AUTHENTICATION"
+                             else 6379, authString=PLAN_REDIS_AUTH, serverCaCerts=[{"cert": PLAN_REDIS_CA}])
             if args.typ.startswith("gcp:compute/"):
                 state.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/{rid}")
             return rid, state
@@ -187,7 +208,7 @@ def run_program(stack: str, overrides: Optional[dict[str, Any]] = None,
     mocks = _mocks_module()(config.get("gcp:project", PLACEHOLDER_PROJECT))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False,
                              logger=logger, monitor=Recorder(mocks))
-    pulumi.runtime.set_all_config(config, SECRET_KEYS)
+    pulumi.runtime.set_all_config(config, secret_keys(config))
 
     error = None
     cwd = os.getcwd()
@@ -265,6 +286,28 @@ def _caller_checks(env: dict[str, str]) -> str:
     return " + ".join(checks) if checks else "not verified (no callerAuth check)"
 
 
+def _quota_lines(s: dict[str, Any]) -> list[str]:
+    """The spend ceiling as the function will enforce it, from its QUOTA_* environment, its
+    secret QUOTA_REDIS_URL and its egress."""
+    env = s.get("environmentVariables", {})
+    if not (env.get("QUOTA_PER_CALLER") or env.get("QUOTA_GLOBAL")):
+        return ["quotas none (no budget: keys are limited only by callerAuth, rateLimit and maxInstances)"]
+
+    def budgets(spec: Optional[str]) -> str:
+        return ", ".join(f"{c} per {int(w):,} s" for c, w in (b.split("/") for b in spec.split(","))) if spec else "none"
+
+    store = next((f"secret {e.get('secret')} version {e.get('version')}" for e in s.get("secretEnvironmentVariables", [])
+                  if e.get("key") == "QUOTA_REDIS_URL"), "NO QUOTA_REDIS_URL")
+    tls = "server CA pinned (QUOTA_REDIS_CA_CERT)" if env.get("QUOTA_REDIS_CA_CERT") else "public CAs"
+    vpc = s.get("directVpcNetworkInterfaces") or []
+    route = (f"Direct VPC egress {s.get('directVpcEgress')} via {vpc[0].get('network')}/{vpc[0].get('subnetwork')}"
+             if vpc else "no VPC (an external store on a public address)")
+    fail = ("OPEN: store down -> mint and log" if env.get("QUOTA_FAIL_OPEN") == "true"
+            else "closed: store down -> 503 quota_unavailable")
+    return [f"quotas per caller {budgets(env.get('QUOTA_PER_CALLER'))}; global {budgets(env.get('QUOTA_GLOBAL'))}",
+            f"quota store {store}, {tls}, keys under {env.get('QUOTA_KEY_PREFIX')}; {route}; fail {fail}"]
+
+
 def summarize(resource: dict[str, Any]) -> str:
     """The settings a reviewer compares between stacks, per resource type."""
     i, kind = resource["inputs"], resource["type"]
@@ -308,7 +351,10 @@ def summarize(resource: dict[str, Any]) -> str:
             f"ingress {s.get('ingressSettings')}, instances {s.get('minInstanceCount')}-{s.get('maxInstanceCount')}, "
             f"concurrency {s.get('maxInstanceRequestConcurrency')}, cpu {s.get('availableCpu')}, memory {s.get('availableMemory')}",
             f"callers {_caller_checks(env)}",
-            *(f"env {k}={v}" for k, v in sorted(env.items())),
+            *_quota_lines(s),
+            *(f"env {k}={v}" for k, v in sorted(env.items()) if k != "QUOTA_REDIS_CA_CERT"),
+            *([f"env QUOTA_REDIS_CA_CERT=<PEM, {len(env['QUOTA_REDIS_CA_CERT'])} characters>"]
+              if env.get("QUOTA_REDIS_CA_CERT") else []),
             f"secret env {secrets}",
         ]
         return "\n".join(lines)
@@ -357,6 +403,14 @@ def summarize(resource: dict[str, Any]) -> str:
         return f"url map {i.get('urlMap')}"
     if kind == "gcp:compute/globalAddress:GlobalAddress":
         return f"reserved {i.get('ipVersion')} address"
+    if kind == "gcp:redis/instance:Instance":
+        return (f"{i.get('name')} {i.get('tier')} {i.get('memorySizeGb')} GB {i.get('redisVersion')}, "
+                f"AUTH {'on' if i.get('authEnabled') else 'OFF'}, TLS {i.get('transitEncryptionMode')}, "
+                f"{i.get('connectMode')} on {i.get('authorizedNetwork')} ({i.get('reservedIpRange')})")
+    if kind == "gcp:compute/network:Network":
+        return f"network {i.get('name')}, auto subnets {i.get('autoCreateSubnetworks')}"
+    if kind == "gcp:compute/subnetwork:Subnetwork":
+        return f"subnet {i.get('name')} {i.get('ipCidrRange')} in {i.get('region')}"
     if kind == "gcp:logging/metric:Metric":
         d = i.get("metricDescriptor") or {}
         labels = ", ".join(f"{k}={v}" for k, v in sorted((i.get("labelExtractors") or {}).items()))
