@@ -131,8 +131,8 @@ def key_from_jwk(jwk: Any) -> jwt.PyJWK | None:
     if jwk.get("use", "sig") != "sig":
         return None
     alg = jwk.get("alg")
-    if alg is not None and alg not in ASYMMETRIC_ALGORITHMS:
-        return None
+    if alg is not None and (not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS):
+        return None  # a list or object `alg` is unhashable: checked for a string first
     jwt = _jwt()
     try:
         key = jwt.PyJWK(dict(jwk))

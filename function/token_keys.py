@@ -150,7 +150,11 @@ class KeySource:
             jwks_uri = await self._jwks_uri()
             fetched = await self._get(jwks_uri, "jwks")
             document = self._json(fetched, "jwks")
-            keys = parse_jwks(document)
+            try:
+                keys = parse_jwks(document)
+            except Exception as error:  # noqa: BLE001 - whatever a document trips: a failed fetch
+                # The type only: an error's words could quote the document.
+                raise _FetchFailed(f"jwks: unusable document ({type(error).__name__})") from None
             if not keys:
                 raise _FetchFailed("jwks: no usable signing key")
             self._keys = keys

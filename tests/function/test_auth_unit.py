@@ -146,6 +146,15 @@ def test_unusable_jwks_entries_are_skipped(rsa_key):
     assert key_from_jwk("text") is None and key_from_jwk({"kid": "x"}) is None
 
 
+@pytest.mark.parametrize("alg", [["RS256"], {"name": "RS256"}, 256, True, ""])
+def test_an_entry_with_a_non_string_alg_is_skipped_and_the_rest_kept(rsa_key, ec_key, alg):
+    """Issue 18, finding 1: a list or object `alg` raised TypeError (unhashable) out of the
+    parser, which broke the whole key cache."""
+    assert key_from_jwk({**rsa_key.jwk(), "alg": alg}) is None
+    document = {"keys": [{**rsa_key.jwk(), "kid": "odd", "alg": alg}, rsa_key.jwk(), ec_key.jwk()]}
+    assert sorted(parse_jwks(document)) == ["ec-1", "rsa-1"]
+
+
 def test_parse_jwks_keeps_usable_keys_and_drops_ambiguous_kids(rsa_key, ec_key):
     stranger = SigningKey("RS256", kid="rsa-1")
     keys = parse_jwks({"keys": [rsa_key.jwk(), ec_key.jwk(), {"kty": "oct", "kid": "h", "k": "AAAA"}]})

@@ -237,6 +237,34 @@ def test_no_keys_is_503_then_recovery_then_an_outage_is_ridden_out_on_cached_key
         stack.stop()
 
 
+def test_a_malformed_jwks_entry_is_503_not_500_and_cached_keys_keep_verifying():
+    """Issue 18, finding 1: one entry with a non-string `alg` answered every request 500
+    internal_error (and refetched the JWKS each time) instead of skipping the entry."""
+    stack = Stack(max_age=5)
+    issuer = stack.issuer
+    good = issuer.jwks
+    odd = {**issuer.key("RS256").jwk(), "kid": "odd", "alg": ["RS256"]}
+    try:
+        issuer.jwks = lambda: {"keys": [odd]}  # nothing usable: no keys at all
+        token = issuer.id_token()
+        response = stack.post(token=token)
+        assert_refused(response, "auth_unavailable", stack)
+        assert "jwks: no usable signing key" in log_lines(stack.server)[-1]["authProblem"]
+        # published beside good keys, it is skipped
+        issuer.jwks = lambda: {"keys": [odd, *good()["keys"]]}
+        time.sleep(int(response.headers["Retry-After"]) + 0.2)
+        assert stack.post(token=token).status_code == 200
+        # the keys expire and the refetch finds nothing usable: the cached keys keep verifying
+        issuer.jwks = lambda: {"keys": [odd]}
+        hits = issuer.hits["/jwks"]
+        time.sleep(5.5)
+        assert stack.post(token=issuer.id_token(sub="later")).status_code == 200
+        assert stack.post(token=token).status_code == 200
+        assert issuer.hits["/jwks"] == hits + 1  # tried once, then backed off
+    finally:
+        stack.stop()
+
+
 def test_a_flood_of_made_up_kids_costs_the_issuer_two_fetches():
     stack = Stack()
     try:
