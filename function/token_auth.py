@@ -58,6 +58,16 @@ _KID_RE = re.compile(r"[\x21-\x7e]{1,256}")
 _BEARER_RE = re.compile(r"(?i:bearer)[ ]+(\S+)[ ]*")
 
 
+class JwksRefused(Exception):
+    """A JWKS none of which may be trusted; the message says why, never quoting key material."""
+
+
+# Members only a private (or secret) key has: RFC 7518 6.3.2 (RSA), 6.2.2 (EC), 6.4 (oct, whose
+# `k` is the secret itself), RFC 8037 2 (OKP). A key server that publishes one is compromised or
+# misconfigured, so nothing it serves is trusted.
+_PRIVATE_MEMBERS = {"RSA": ("d", "p", "q", "dp", "dq", "qi", "oth"), "EC": ("d",), "OKP": ("d",), "oct": ("k",)}
+
+
 @dataclass(frozen=True)
 class Refused:
     """Why a token did not pass: a short code for the log line, never token content."""
@@ -141,12 +151,26 @@ def key_from_jwk(jwk: Any) -> jwt.PyJWK | None:
     return key if key.algorithm_name in ASYMMETRIC_ALGORITHMS else None
 
 
+def _refuse_private_material(entries: list) -> None:
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            continue
+        kty = entry.get("kty")
+        members = _PRIVATE_MEMBERS.get(kty) if isinstance(kty, str) else None
+        if members and any(member in entry for member in members):
+            kid = entry.get("kid")
+            named = f", kid {kid}" if isinstance(kid, str) and _KID_RE.fullmatch(kid) else ""
+            raise JwksRefused(f"publishes private key material (entry {index}, kty {kty}{named})")
+
+
 def parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
     """kid -> key for every usable key of a JWKS document ({"keys": [...]}); unusable entries
     are skipped (a JWKS may carry keys for other purposes), a kid published twice is dropped
-    (which one signs would be ambiguous)."""
+    (which one signs would be ambiguous). JwksRefused when any entry holds private key
+    material: the whole document is refused."""
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         return {}
+    _refuse_private_material(document["keys"])
     keys: dict[str, jwt.PyJWK] = {}
     seen: set[str] = set()
     for entry in document["keys"]:

@@ -259,6 +259,49 @@ def test_an_unexpected_error_while_parsing_is_a_failed_fetch(k1, monkeypatch):
     assert failure.value.reason == "jwks: unusable document (RuntimeError)"
 
 
+def _private_jwk(key: SigningKey) -> dict:
+    import jwt  # noqa: PLC0415
+    algorithm = jwt.algorithms.RSAAlgorithm if key.alg.startswith("RS") else jwt.algorithms.ECAlgorithm
+    return {**algorithm.to_jwk(key.private, as_dict=True), "kid": key.kid, "alg": key.alg, "use": "sig"}
+
+
+def _warnings(output: str) -> list[dict]:
+    return [line for line in map(json.loads, filter(None, output.splitlines())) if line["severity"] == "WARNING"]
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_a_jwks_publishing_a_private_key_is_a_failed_fetch_logged_once(alg, k1, capsys):
+    """Issue 18, finding 2: the whole document is refused (not only the leaky entry), the
+    cached keys are kept, and one WARNING line says so, without the key material."""
+    leaky = SigningKey(alg, kid="leaky")
+    server, clock = Keyserver(k1, max_age=60), Clock()
+    source = KeySource(server.fetch, jwks_uri=JWKS_URL, clock=clock)
+    private = _private_jwk(leaky)
+
+    async def scenario():
+        assert (await source.key("k1")).key_id == "k1"
+        server.extra = [private]
+        clock.now += 61  # expired: the refetch publishes a private key
+        assert (await source.key("k1")).key_id == "k1"  # the keys held are kept
+        assert (await source.key("leaky")) is None  # and nothing of the new document is used
+        assert source.last_problem.startswith("jwks: publishes private key material")
+        clock.now += token_keys.FAILURE_BACKOFF_SECONDS + 61
+        assert (await source.key("k1")).key_id == "k1"  # refused again: still the old keys
+        assert len(server.calls) == 3
+    run(scenario())
+    cold = KeySource(server.fetch, jwks_uri=JWKS_URL, clock=clock)
+    with pytest.raises(KeysUnavailable, match="private key material"):
+        run(cold.key("k1"))
+
+    output = capsys.readouterr().out
+    warnings = _warnings(output)
+    assert len(warnings) == 2, output  # one per source that saw it, not one per refused fetch
+    assert "private key material" in warnings[0]["message"] and "leaky" in warnings[0]["message"]
+    assert "code" not in warnings[0]  # not a request line: request metrics never count it
+    secrets = [value for name, value in private.items() if name in ("d", "p", "q", "dp", "dq", "qi")]
+    assert secrets and not [value for value in secrets if value in output]
+
+
 def test_timeouts_are_reported_as_such(k1):
     async def slow(url, *, timeout, max_bytes):
         raise asyncio.TimeoutError()

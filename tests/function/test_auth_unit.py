@@ -157,10 +157,42 @@ def test_an_entry_with_a_non_string_alg_is_skipped_and_the_rest_kept(rsa_key, ec
 
 def test_parse_jwks_keeps_usable_keys_and_drops_ambiguous_kids(rsa_key, ec_key):
     stranger = SigningKey("RS256", kid="rsa-1")
-    keys = parse_jwks({"keys": [rsa_key.jwk(), ec_key.jwk(), {"kty": "oct", "kid": "h", "k": "AAAA"}]})
+    keys = parse_jwks({"keys": [rsa_key.jwk(), ec_key.jwk(), {"kty": "oct", "kid": "h"}]})
     assert sorted(keys) == ["ec-1", "rsa-1"]
     assert sorted(parse_jwks({"keys": [rsa_key.jwk(), stranger.jwk(), ec_key.jwk()]})) == ["ec-1"]
     assert parse_jwks({"keys": "no"}) == {} and parse_jwks([]) == {} and parse_jwks(None) == {}
+
+
+_PRIVATE_MEMBERS = [("RSA", m) for m in ("d", "p", "q", "dp", "dq", "qi", "oth")] + [("EC", "d"), ("OKP", "d")]
+
+
+@pytest.mark.parametrize("kty, member", _PRIVATE_MEMBERS)
+def test_a_jwks_publishing_private_material_is_refused_whole(rsa_key, ec_key, kty, member):
+    """Issue 18, finding 2: an RSA entry with `d` loaded as a private key (500 and a traceback
+    per token), an EC one verified without complaint. A key server that publishes a private key
+    is compromised or misconfigured: none of its document is trusted."""
+    public = {"RSA": rsa_key.jwk(), "EC": ec_key.jwk(),
+              "OKP": {"kty": "OKP", "crv": "Ed25519", "x": b64(b"x" * 32), "kid": "ed-1"}}[kty]
+    leaked = {**public, "kid": "leaky", member: b64(b"private" * 5) if member != "oth" else [{"r": "AQAB"}]}
+    with pytest.raises(token_auth.JwksRefused) as refusal:
+        parse_jwks({"keys": [rsa_key.jwk(), ec_key.jwk(), leaked]})
+    assert "private key material" in str(refusal.value) and "leaky" in str(refusal.value)
+    assert b64(b"private" * 5) not in str(refusal.value)
+
+
+def test_real_private_jwks_and_secret_keys_are_refused(rsa_key, ec_key):
+    for private in (rsa_key.private, ec_key.private):
+        algorithm = jwt.algorithms.RSAAlgorithm if private is rsa_key.private else jwt.algorithms.ECAlgorithm
+        entry = {**algorithm.to_jwk(private, as_dict=True), "kid": "whole", "use": "sig"}
+        with pytest.raises(token_auth.JwksRefused):
+            parse_jwks({"keys": [entry]})
+        with pytest.raises(token_auth.JwksRefused):  # even one published for encryption only
+            parse_jwks({"keys": [{**entry, "use": "enc"}, rsa_key.jwk()]})
+    # a symmetric key in a public document is its secret, published
+    with pytest.raises(token_auth.JwksRefused, match="private key material"):
+        parse_jwks({"keys": [rsa_key.jwk(), {"kty": "oct", "kid": "h", "k": b64(b"secret" * 6)}]})
+    # a member name alone on another key type, or a public key, is not private material
+    assert sorted(parse_jwks({"keys": [{**rsa_key.jwk(), "k": "x"}, ec_key.jwk()]})) == ["ec-1", "rsa-1"]
 
 
 # ---- ID tokens ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from jwt import algorithms as jwt_algorithms
 from cryptography.hazmat.primitives import serialization
 
 from function_helpers import API_KEY, HTTPS_APP, error_of, log_lines
@@ -261,6 +262,34 @@ def test_a_malformed_jwks_entry_is_503_not_500_and_cached_keys_keep_verifying():
         assert stack.post(token=issuer.id_token(sub="later")).status_code == 200
         assert stack.post(token=token).status_code == 200
         assert issuer.hits["/jwks"] == hits + 1  # tried once, then backed off
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_a_jwks_publishing_a_private_key_is_refused_and_logged(alg):
+    """Issue 18, finding 2: an RSA entry with `d` answered 500 with a traceback per token, an
+    EC one verified tokens. Now the whole document is refused (503 auth_unavailable, nothing
+    cached), one WARNING line says why, and no key material reaches the output."""
+    stack = Stack()
+    issuer = stack.issuer
+    leaky = SigningKey(alg, kid="leaky")
+    algorithm = jwt_algorithms.RSAAlgorithm if alg == "RS256" else jwt_algorithms.ECAlgorithm
+    private = {**algorithm.to_jwk(leaky.private, as_dict=True), "kid": "leaky", "alg": alg, "use": "sig"}
+    good = issuer.jwks
+    issuer.jwks = lambda: {"keys": [*good()["keys"], private]}
+    try:
+        for token in (issuer.sign(issuer.claims(), leaky), issuer.id_token()):
+            SENT_TOKENS.append(token)
+            assert_refused(stack.post(token=token), "auth_unavailable", stack)
+        assert "private key material" in log_lines(stack.server)[-1]["authProblem"]
+        warnings = [line for line in log_lines(stack.server) if "httpRequest" not in line]
+        assert len(warnings) == 1 and warnings[0]["severity"] == "WARNING", warnings
+        assert "private key material" in warnings[0]["message"] and "leaky" in warnings[0]["message"]
+        output = stack.server.output()
+        assert "Traceback" not in output
+        assert not [value for name, value in private.items() if name in ("d", "p", "q", "dp", "dq", "qi")
+                    and value in output]
     finally:
         stack.stop()
 
