@@ -48,8 +48,13 @@ LEEWAY_SECONDS = 60
 # Signature algorithms a published key may verify. Symmetric (HS*) keys are shared secrets:
 # one in a public JWKS is a misconfiguration, and accepting HS* would let anyone holding the
 # public key sign tokens (the classic RS256 -> HS256 confusion).
+# No ES512: its curve, P-521, is not one a key may use (below).
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                   "ES256", "ES384", "ES512", "EdDSA"})
+                                   "ES256", "ES384", "EdDSA"})
+# Key strength: RSA moduli of at least 2048 bits (NIST SP 800-131A), EC keys on P-256 or P-384,
+# each verifying only its own algorithm (RFC 7518 3.4). A weaker published key is unusable.
+MIN_RSA_BITS = 2048
+_EC_CURVE_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384"}
 # A compact JWS: three base64url parts. Anything longer than this is not an ID token (Firebase's
 # are ~1 KiB) and is refused before any parsing.
 MAX_TOKEN_CHARS = 8 * 1024
@@ -129,8 +134,9 @@ def token_header(token: str) -> TokenHeader | Refused:
 
 def key_from_jwk(jwk: Any) -> jwt.PyJWK | None:
     """A verification key from one JWKS entry, or None when the entry is unusable here: no
-    `kid`, a symmetric or unknown key type, an algorithm that is not asymmetric, or a key
-    published for encryption (`use` other than `sig`)."""
+    `kid`, a symmetric or unknown key type, an algorithm that is not asymmetric, a key
+    published for encryption (`use` other than `sig`), or a weak key (RSA under 2048 bits,
+    an EC curve other than P-256/P-384 or not matching the algorithm)."""
     if not isinstance(jwk, Mapping):
         return None
     kid = jwk.get("kid")
@@ -148,7 +154,15 @@ def key_from_jwk(jwk: Any) -> jwt.PyJWK | None:
         key = jwt.PyJWK(dict(jwk))
     except (jwt.exceptions.PyJWKError, jwt.exceptions.PyJWTError, ValueError, TypeError):
         return None
-    return key if key.algorithm_name in ASYMMETRIC_ALGORITHMS else None
+    return key if key.algorithm_name in ASYMMETRIC_ALGORITHMS and _strong_enough(key) else None
+
+
+def _strong_enough(key: jwt.PyJWK) -> bool:
+    if key.key_type == "RSA":
+        return key.key.key_size >= MIN_RSA_BITS
+    if key.key_type == "EC":
+        return _EC_CURVE_ALGORITHMS.get(key.key.curve.name) == key.algorithm_name
+    return True  # OKP: Ed25519 and Ed448, both strong enough
 
 
 def _refuse_private_material(entries: list) -> None:
@@ -221,7 +235,8 @@ def _decode(token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict[str,
             audience=audience, issuer=issuer, leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iss", "aud", "sub"], "verify_signature": True,
                      "verify_exp": True, "verify_iat": True, "verify_nbf": True,
-                     "verify_iss": True, "verify_aud": True, "verify_sub": True},
+                     "verify_iss": True, "verify_aud": True, "verify_sub": True,
+                     "enforce_minimum_key_length": True},  # key_from_jwk already refuses them
         )
     except jwt.exceptions.PyJWTError as error:
         return Refused(_reason(error))

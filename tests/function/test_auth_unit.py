@@ -14,6 +14,7 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import token_auth
 from token_auth import Refused, bearer_token, app_check_token, key_from_jwk, parse_jwks, token_header
@@ -153,6 +154,50 @@ def test_an_entry_with_a_non_string_alg_is_skipped_and_the_rest_kept(rsa_key, ec
     assert key_from_jwk({**rsa_key.jwk(), "alg": alg}) is None
     document = {"keys": [{**rsa_key.jwk(), "kid": "odd", "alg": alg}, rsa_key.jwk(), ec_key.jwk()]}
     assert sorted(parse_jwks(document)) == ["ec-1", "rsa-1"]
+
+
+def _public_jwk(private, **members) -> dict:
+    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(private, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
+    return {**algorithm.to_jwk(private.public_key(), as_dict=True), "kid": "k", **members}
+
+
+@pytest.mark.parametrize("bits", [1024, 1536, 2040])
+def test_rsa_keys_under_2048_bits_are_unusable(bits):
+    """Issue 18, finding 3: accepted with only PyJWT's InsecureKeyLengthWarning."""
+    small = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    assert key_from_jwk(_public_jwk(small)) is None
+    assert key_from_jwk(_public_jwk(small, alg="RS256")) is None
+    assert key_from_jwk(_public_jwk(small, alg="PS256")) is None
+
+
+def test_rsa_keys_of_2048_bits_and_more_are_usable(rsa_key):
+    assert key_from_jwk(rsa_key.jwk()).algorithm_name == "RS256"  # 2048 bits
+    bigger = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    assert key_from_jwk(_public_jwk(bigger, alg="PS384")).algorithm_name == "PS384"
+
+
+@pytest.mark.parametrize("curve, alg", [
+    (ec.SECP521R1(), None), (ec.SECP521R1(), "ES512"), (ec.SECP256K1(), None), (ec.SECP256K1(), "ES256"),
+    (ec.SECP384R1(), "ES256"), (ec.SECP256R1(), "ES384"),
+])
+def test_ec_keys_only_on_p256_and_p384_each_with_its_own_algorithm(curve, alg):
+    """P-256 signs ES256 and P-384 ES384 (RFC 7518 3.4); any other curve, or a curve declared
+    for the other's algorithm, is unusable."""
+    jwk = _public_jwk(ec.generate_private_key(curve), **({"alg": alg} if alg else {}))
+    assert key_from_jwk(jwk) is None
+
+
+def test_p256_and_p384_keys_are_usable():
+    for curve, alg in ((ec.SECP256R1(), "ES256"), (ec.SECP384R1(), "ES384")):
+        private = ec.generate_private_key(curve)
+        assert key_from_jwk(_public_jwk(private)).algorithm_name == alg
+        assert key_from_jwk(_public_jwk(private, alg=alg)).algorithm_name == alg
+
+
+def test_es512_tokens_are_refused_before_any_key_lookup():
+    """With P-521 keys unusable, ES512 is no longer an algorithm a token may name."""
+    assert refused(token_header(forge({"alg": "ES512", "kid": "k"}, claims(), b"s")), "algorithm_not_allowed")
+    assert "ES512" not in token_auth.ASYMMETRIC_ALGORITHMS
 
 
 def test_parse_jwks_keeps_usable_keys_and_drops_ambiguous_kids(rsa_key, ec_key):
