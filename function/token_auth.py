@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -223,6 +224,9 @@ def _reason(error: Exception) -> str:
     return "invalid"
 
 
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
 def _decode(token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict[str, Any] | Refused:
     if key.algorithm_name not in ASYMMETRIC_ALGORITHMS:
         return Refused("algorithm_not_allowed")
@@ -242,6 +246,12 @@ def _decode(token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict[str,
         return Refused(_reason(error))
     except (ValueError, TypeError):  # a claim of a type PyJWT did not expect
         return Refused("invalid")
+    for name in _TIME_CLAIMS:
+        # A NumericDate is a JSON number (RFC 7519 2); PyJWT applies int(), which takes the
+        # string "9999999999" and the booleans (bool is an int subclass: hence `type is`).
+        value = claims.get(name, 0)
+        if type(value) is not int and not (type(value) is float and math.isfinite(value)):
+            return Refused("bad_numeric_date")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 256:
         return Refused("bad_subject")

@@ -29,7 +29,7 @@ APP = f"1:{PROJECT}:web:0a1b2c3d"
 APP_CHECK = AppCheckCheck(PROJECT, frozenset({APP}))
 REASONS = {"missing", "not_bearer", "too_long", "malformed", "algorithm_not_allowed", "no_kid", "expired",
            "not_yet_valid", "bad_iat", "wrong_issuer", "wrong_audience", "missing_claim", "bad_signature",
-           "invalid", "bad_subject", "app_not_allowed"}
+           "invalid", "bad_subject", "app_not_allowed", "bad_numeric_date"}
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +285,29 @@ def test_id_token_claims_are_enforced(overrides, reason, rsa_key):
     now = int(time.time())
     relative = {k: (now + v if k in ("exp", "iat", "nbf") and isinstance(v, int) else v) for k, v in overrides.items()}
     assert refused(token_auth.verify_id_token(sign(rsa_key, **relative), pyjwk(rsa_key), CHECK), reason)
+
+
+@pytest.mark.parametrize("claim, value", [
+    ("exp", "9999999999"), ("exp", " 9999999999"), ("iat", "1700000000"), ("iat", True), ("iat", False),
+    ("nbf", "0"), ("nbf", True), ("exp", [9999999999]), ("exp", {"at": 9999999999}), ("exp", None),
+])
+def test_time_claims_must_be_json_numbers(claim, value, rsa_key):
+    """Issue 18, finding 4: RFC 7519 2 makes NumericDate a JSON number, but PyJWT applies int()
+    ("exp": "9999999999" passed; a boolean iat or nbf is 1 or 0 to int(), so it passed too)."""
+    payload = claims()
+    payload[claim] = value  # None: an explicit JSON null
+    token = jwt.PyJWS().encode(json.dumps(payload).encode(), rsa_key.private, algorithm="RS256",
+                               headers={"kid": rsa_key.kid})
+    result = token_auth.verify_id_token(token, pyjwk(rsa_key), CHECK)
+    assert isinstance(result, Refused), result
+
+
+def test_integer_and_fractional_time_claims_pass(rsa_key):
+    now = time.time()
+    for payload in (claims(exp=int(now) + 600, iat=int(now)), claims(exp=now + 600.5, iat=now - 0.25, nbf=now)):
+        token = jwt.PyJWS().encode(json.dumps(payload).encode(), rsa_key.private, algorithm="RS256",
+                                   headers={"kid": rsa_key.kid})
+        assert token_auth.verify_id_token(token, pyjwk(rsa_key), CHECK)["sub"] == "user-1"
 
 
 def test_a_tampered_payload_fails_the_signature(rsa_key):

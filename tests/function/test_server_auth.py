@@ -125,6 +125,10 @@ def _forged(issuer: DemoIssuer, case: str) -> str:
         return issuer.sign(claims(audience="another-app"), rsa)
     if case == "missing exp":
         return issuer.sign(claims(exp=None), rsa)
+    if case == "exp a string":  # RFC 7519: a NumericDate is a JSON number
+        return issuer.sign(claims(exp=str(now + 3600)), rsa)
+    if case == "iat a boolean":
+        return issuer.sign(claims(iat=True), rsa)
     if case == "unknown kid":
         return issuer.sign(claims(), rsa, kid="kid-nobody-published")
     if case == "stranger's key, right kid":
@@ -144,7 +148,8 @@ def _forged(issuer: DemoIssuer, case: str) -> str:
 
 
 @pytest.mark.parametrize("case", [
-    "expired", "future iat", "nbf ahead", "wrong iss", "wrong aud", "missing exp", "unknown kid",
+    "expired", "future iat", "nbf ahead", "wrong iss", "wrong aud", "missing exp", "exp a string",
+    "iat a boolean", "unknown kid",
     "stranger's key, right kid", "tampered payload", "alg none", "HS256 signed with the public key",
 ])
 def test_a_bad_id_token_is_401_unauthenticated(id_stack, case):
