@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import threading
 import time
@@ -187,6 +188,33 @@ def test_credentials_come_after_method_and_origin_and_before_the_body(id_stack):
     # with them, the body checks apply as before
     token = id_stack.issuer.id_token()
     assert error_of(id_stack.post(token=token, body={"agentId": "bad agent!"})) == "invalid_agent_id"
+
+
+def test_two_authorization_headers_are_400_even_if_both_verify(id_stack):
+    """Issue 18, finding 5: the first copy won, so what the edge saw and what the function
+    verified could differ. Refused before credentials are looked at (no 401 challenge)."""
+    id_stack.upstream.reset()
+    tokens = [id_stack.issuer.id_token(sub="one"), id_stack.issuer.id_token(sub="two")]
+    SENT_TOKENS.extend(tokens)
+    connection = http.client.HTTPConnection("127.0.0.1", id_stack.server.port, timeout=15)
+    body = json.dumps({"agentId": "agent-1"}).encode()
+    try:
+        connection.putrequest("POST", "/token")
+        for name, value in (("Origin", HTTPS_APP), ("Content-Type", "application/json"),
+                            ("Authorization", f"Bearer {tokens[0]}"), ("Authorization", f"Bearer {tokens[1]}"),
+                            ("Content-Length", str(len(body)))):
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 400 and answer["error"] == "duplicate_header", answer
+    assert "Authorization" in answer["message"]
+    assert response.headers["Cache-Control"] == "no-store" and "WWW-Authenticate" not in response.headers
+    assert id_stack.upstream.requests == []
+    line = log_lines(id_stack.server)[-1]
+    assert line["code"] == "duplicate_header" and "subject" not in line
 
 
 def test_preflight_needs_no_credentials_and_allows_the_authorization_header(id_stack):
