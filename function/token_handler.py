@@ -1,7 +1,6 @@
-"""One request, start to finish: the contract's checks in order (a header sent twice, path,
-origin, preflight, method, caller credentials, content type, size, JSON, fields, policy, key;
-the first failing one answers, nothing rejected reaches Outspeed), the upstream call, the
-response, one log line.
+"""One request, start to finish: the contract's checks in order (path, origin, preflight,
+method, caller credentials, content type, size, JSON, fields, policy, key; the first failing
+one answers, nothing rejected reaches Outspeed), the upstream call, the response, one log line.
 Starlette request/response glue around the pure decisions of token_policy and the caller check
 of token_caller (which runs before any of the body is read).
 
@@ -9,6 +8,9 @@ Bodies: at most MAX_BODY_BYTES + 1 bytes are ever read from the request stream, 
 once every check before the size check has passed. Whatever the handler leaves unread is
 never buffered: uvicorn stops reading a request body it has 64 KiB of (flow control) and,
 once the response is complete, discards the rest as it arrives.
+
+Before every check: a request carrying Origin, Authorization or X-Firebase-AppCheck more than
+once is 400 duplicate_header (header_map notes it), as no copy may be trusted over another.
 """
 from __future__ import annotations
 
