@@ -14,6 +14,7 @@ ERRORS: dict[str, int] = {
     "invalid_source": 400,
     "agent_id_required": 400,
     "session_config_not_allowed": 400,
+    "duplicate_header": 400,
     "origin_not_allowed": 403,
     "agent_not_allowed": 403,
     "not_found": 404,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -48,14 +49,29 @@ LEEWAY_SECONDS = 60
 # Signature algorithms a published key may verify. Symmetric (HS*) keys are shared secrets:
 # one in a public JWKS is a misconfiguration, and accepting HS* would let anyone holding the
 # public key sign tokens (the classic RS256 -> HS256 confusion).
+# No ES512: its curve, P-521, is not one a key may use (below).
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                   "ES256", "ES384", "ES512", "EdDSA"})
+                                   "ES256", "ES384", "EdDSA"})
+# Key strength: RSA moduli of at least 2048 bits (NIST SP 800-131A), EC keys on P-256 or P-384,
+# each verifying only its own algorithm (RFC 7518 3.4). A weaker published key is unusable.
+MIN_RSA_BITS = 2048
+_EC_CURVE_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384"}
 # A compact JWS: three base64url parts. Anything longer than this is not an ID token (Firebase's
 # are ~1 KiB) and is refused before any parsing.
 MAX_TOKEN_CHARS = 8 * 1024
 _COMPACT_JWS_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _KID_RE = re.compile(r"[\x21-\x7e]{1,256}")
 _BEARER_RE = re.compile(r"(?i:bearer)[ ]+(\S+)[ ]*")
+
+
+class JwksRefused(Exception):
+    """A JWKS none of which may be trusted; the message says why, never quoting key material."""
+
+
+# Members only a private (or secret) key has: RFC 7518 6.3.2 (RSA), 6.2.2 (EC), 6.4 (oct, whose
+# `k` is the secret itself), RFC 8037 2 (OKP). A key server that publishes one is compromised or
+# misconfigured, so nothing it serves is trusted.
+_PRIVATE_MEMBERS = {"RSA": ("d", "p", "q", "dp", "dq", "qi", "oth"), "EC": ("d",), "OKP": ("d",), "oct": ("k",)}
 
 
 @dataclass(frozen=True)
@@ -119,8 +135,9 @@ def token_header(token: str) -> TokenHeader | Refused:
 
 def key_from_jwk(jwk: Any) -> jwt.PyJWK | None:
     """A verification key from one JWKS entry, or None when the entry is unusable here: no
-    `kid`, a symmetric or unknown key type, an algorithm that is not asymmetric, or a key
-    published for encryption (`use` other than `sig`)."""
+    `kid`, a symmetric or unknown key type, an algorithm that is not asymmetric, a key
+    published for encryption (`use` other than `sig`), or a weak key (RSA under 2048 bits,
+    an EC curve other than P-256/P-384 or not matching the algorithm)."""
     if not isinstance(jwk, Mapping):
         return None
     kid = jwk.get("kid")
@@ -131,22 +148,44 @@ def key_from_jwk(jwk: Any) -> jwt.PyJWK | None:
     if jwk.get("use", "sig") != "sig":
         return None
     alg = jwk.get("alg")
-    if alg is not None and alg not in ASYMMETRIC_ALGORITHMS:
-        return None
+    if alg is not None and (not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS):
+        return None  # a list or object `alg` is unhashable: checked for a string first
     jwt = _jwt()
     try:
         key = jwt.PyJWK(dict(jwk))
     except (jwt.exceptions.PyJWKError, jwt.exceptions.PyJWTError, ValueError, TypeError):
         return None
-    return key if key.algorithm_name in ASYMMETRIC_ALGORITHMS else None
+    return key if key.algorithm_name in ASYMMETRIC_ALGORITHMS and _strong_enough(key) else None
+
+
+def _strong_enough(key: jwt.PyJWK) -> bool:
+    if key.key_type == "RSA":
+        return key.key.key_size >= MIN_RSA_BITS
+    if key.key_type == "EC":
+        return _EC_CURVE_ALGORITHMS.get(key.key.curve.name) == key.algorithm_name
+    return True  # OKP: Ed25519 and Ed448, both strong enough
+
+
+def _refuse_private_material(entries: list) -> None:
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            continue
+        kty = entry.get("kty")
+        members = _PRIVATE_MEMBERS.get(kty) if isinstance(kty, str) else None
+        if members and any(member in entry for member in members):
+            kid = entry.get("kid")
+            named = f", kid {kid}" if isinstance(kid, str) and _KID_RE.fullmatch(kid) else ""
+            raise JwksRefused(f"publishes private key material (entry {index}, kty {kty}{named})")
 
 
 def parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
     """kid -> key for every usable key of a JWKS document ({"keys": [...]}); unusable entries
     are skipped (a JWKS may carry keys for other purposes), a kid published twice is dropped
-    (which one signs would be ambiguous)."""
+    (which one signs would be ambiguous). JwksRefused when any entry holds private key
+    material: the whole document is refused."""
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         return {}
+    _refuse_private_material(document["keys"])
     keys: dict[str, jwt.PyJWK] = {}
     seen: set[str] = set()
     for entry in document["keys"]:
@@ -185,6 +224,9 @@ def _reason(error: Exception) -> str:
     return "invalid"
 
 
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
 def _decode(token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict[str, Any] | Refused:
     if key.algorithm_name not in ASYMMETRIC_ALGORITHMS:
         return Refused("algorithm_not_allowed")
@@ -197,12 +239,19 @@ def _decode(token: str, key: jwt.PyJWK, issuer: str, audience: str) -> dict[str,
             audience=audience, issuer=issuer, leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iss", "aud", "sub"], "verify_signature": True,
                      "verify_exp": True, "verify_iat": True, "verify_nbf": True,
-                     "verify_iss": True, "verify_aud": True, "verify_sub": True},
+                     "verify_iss": True, "verify_aud": True, "verify_sub": True,
+                     "enforce_minimum_key_length": True},  # key_from_jwk already refuses them
         )
     except jwt.exceptions.PyJWTError as error:
         return Refused(_reason(error))
     except (ValueError, TypeError):  # a claim of a type PyJWT did not expect
         return Refused("invalid")
+    for name in _TIME_CLAIMS:
+        # A NumericDate is a JSON number (RFC 7519 2); PyJWT applies int(), which takes the
+        # string "9999999999" and the booleans (bool is an int subclass: hence `type is`).
+        value = claims.get(name, 0)
+        if type(value) is not int and not (type(value) is float and math.isfinite(value)):
+            return Refused("bad_numeric_date")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 256:
         return Refused("bad_subject")

@@ -9,6 +9,9 @@ Bodies: at most MAX_BODY_BYTES + 1 bytes are ever read from the request stream, 
 once every check before the size check has passed. Whatever the handler leaves unread is
 never buffered: uvicorn stops reading a request body it has 64 KiB of (flow control) and,
 once the response is complete, discards the rest as it arrives.
+
+Before every check: a request carrying Origin, Authorization or X-Firebase-AppCheck more than
+once is 400 duplicate_header (header_map notes it), as no copy may be trusted over another.
 """
 from __future__ import annotations
 
@@ -65,15 +68,30 @@ def _rejected(rejection: Rejection, agent_id: str | None = None, upstream_status
                    agent_id, upstream_status)
 
 
+# Headers a request may carry at most once: the edge (Cloud Armor, the load balancer) and the
+# function could each read a different copy. Canonical spelling, for the refusal's message.
+_SINGLE_HEADERS = {"origin": "Origin", "authorization": "Authorization", "x-firebase-appcheck": "X-Firebase-AppCheck"}
+_DUPLICATE_BODIES = {key: json.dumps({"error": "duplicate_header", "message": f"Send the {name} header at most once."}
+                                     ).encode() for key, name in _SINGLE_HEADERS.items()}
+
+# header_map's entry for the first of them that came more than once. No header name can hold
+# a NUL (RFC 9110 5.1: a token), so it never collides; a plain dict (not a subclass with an
+# attribute, which measured 11 % slower here: CPython specialises only exact dicts).
+DUPLICATE = "\x00duplicate"
+
+
 def header_map(scope) -> dict[str, str]:
     """The request's headers as one dict, built once per request (they are looked up a dozen
     times): names lower-cased, values decoded as latin-1, and of a repeated header the first
-    wins, all exactly as Starlette's `Request.headers.get` answers."""
+    wins, all exactly as Starlette's `Request.headers.get` answers; a repeated Origin,
+    Authorization or X-Firebase-AppCheck is noted in the same pass, under DUPLICATE."""
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
         key = name.decode("latin-1").lower()
         if key not in headers:
             headers[key] = value.decode("latin-1")
+        elif key in _SINGLE_HEADERS and DUPLICATE not in headers:
+            headers[DUPLICATE] = key
     return headers
 
 
@@ -202,6 +220,8 @@ def respond(request: Request, headers, outcome: Outcome, cors: tuple[tuple[str, 
 
 
 def _cors_of(headers, settings: Settings) -> tuple[tuple[str, str], ...]:
+    if DUPLICATE in headers:
+        return ()
     try:
         return decide_origin(headers.get("origin"), settings).cors
     except Exception:  # noqa: BLE001 - an error answer must still go out
@@ -214,9 +234,12 @@ async def handle(request: Request, settings: Settings = SETTINGS,
     headers = header_map(request.scope)
     cors: tuple[tuple[str, str], ...] = ()
     try:
-        decision = decide_origin(headers.get("origin"), settings)
-        cors = decision.cors
-        outcome = await _decide(request, headers, settings, decision.allowed, authenticator)
+        if DUPLICATE in headers:  # first of all checks: no copy is read, no CORS granted
+            outcome = Outcome(400, "duplicate_header", _DUPLICATE_BODIES[headers[DUPLICATE]])
+        else:
+            decision = decide_origin(headers.get("origin"), settings)
+            cors = decision.cors
+            outcome = await _decide(request, headers, settings, decision.allowed, authenticator)
     except ClientDisconnect:
         outcome = Outcome(*_CLIENT_GONE)
     except Exception as exc:  # noqa: BLE001 - the contract: anything unexpected is internal_error

@@ -14,7 +14,8 @@ The rules (DESIGN.md, "Caller authentication"):
   cancelled request does not cancel for the others;
 - a failed refetch keeps the keys already held (the issuer's outage is not ours), and the next
   attempt waits FAILURE_BACKOFF_SECONDS; with no keys at all the caller gets KeysUnavailable
-  (503 auth_unavailable with Retry-After).
+  (503 auth_unavailable with Retry-After). A JWKS that cannot be parsed, or that publishes
+  private key material (refused whole, with one WARNING line), is such a failed fetch.
 - without a configured JWKS URL the keys' address is the `jwks_uri` of the issuer's OIDC
   discovery document (cached the same way, its `issuer` checked against ours).
 """
@@ -27,7 +28,8 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
 import token_json
-from token_auth import parse_jwks
+import token_log
+from token_auth import JwksRefused, parse_jwks
 from token_settings import is_key_url
 
 if TYPE_CHECKING:
@@ -150,7 +152,18 @@ class KeySource:
             jwks_uri = await self._jwks_uri()
             fetched = await self._get(jwks_uri, "jwks")
             document = self._json(fetched, "jwks")
-            keys = parse_jwks(document)
+            try:
+                keys = parse_jwks(document)
+            except JwksRefused as refused:
+                problem = f"jwks: {refused}"
+                if problem != self.last_problem:  # once per incident, not once per refetch
+                    token_log.emit(token_log.event_line(
+                        "WARNING", f"JWKS refused: {jwks_uri} {refused}; none of its keys is used",
+                        event="jwks_refused"), None)
+                raise _FetchFailed(problem) from None
+            except Exception as error:  # noqa: BLE001 - whatever a document trips: a failed fetch
+                # The type only: an error's words could quote the document.
+                raise _FetchFailed(f"jwks: unusable document ({type(error).__name__})") from None
             if not keys:
                 raise _FetchFailed("jwks: no usable signing key")
             self._keys = keys

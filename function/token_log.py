@@ -89,6 +89,12 @@ def request_line(*, method: str, path: str, status: int, code: str, elapsed: flo
     return _ENCODER.encode(entry)
 
 
+def event_line(severity: str, message: str, **fields: str) -> str:
+    """A line about the process rather than a request (say, a refused JWKS): no httpRequest and
+    no `code`, so the request metrics never count it."""
+    return _ENCODER.encode({"severity": severity, "message": message, **fields})
+
+
 def emit(line: str, secret: str | None) -> None:
     """Write one line; the key is scrubbed as a last line of defence (a traceback could quote it)."""
     if secret and secret in line:

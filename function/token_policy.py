@@ -36,6 +36,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_source": (400, "source must be a string of 1-64 characters from A-Z a-z 0-9 . _ -"),
     "agent_id_required": (400, "agentId is required."),
     "session_config_not_allowed": (400, "Only agentId and source may be sent; the session config is set on the server."),
+    # The response names the repeated header (token_handler); this is the generic wording.
+    "duplicate_header": (400, "Send each of Origin, Authorization and X-Firebase-AppCheck at most once."),
     "unauthenticated": (401, "Sign in first: send a valid ID token as Authorization: Bearer <token>."),
     "app_check_failed": (401, "This request did not come from a verified app (X-Firebase-AppCheck)."),
     "app_check_replayed": (401, "This App Check token was already used; send a fresh limited-use token."),

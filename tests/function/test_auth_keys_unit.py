@@ -36,6 +36,7 @@ class Keyserver:
         self.status = 200
         self.gate: asyncio.Event | None = None
         self.discovery = {"issuer": ISSUER, "jwks_uri": JWKS_URL}
+        self.extra: list = []  # raw JWKS entries published after the keys (malformed, odd)
 
     async def fetch(self, url: str, *, timeout: float, max_bytes: int) -> Fetched:
         assert 0 < timeout <= 5 and max_bytes <= 1 << 20  # short timeouts, bounded answers
@@ -47,7 +48,7 @@ class Keyserver:
         headers = {"cache-control": f"public, max-age={self.max_age}"} if self.max_age is not None else {}
         if url == DISCOVERY:
             return Fetched(self.status, headers, json.dumps(self.discovery).encode())
-        return Fetched(self.status, headers, json.dumps({"keys": [k.jwk() for k in self.keys]}).encode())
+        return Fetched(self.status, headers, json.dumps({"keys": [k.jwk() for k in self.keys] + self.extra}).encode())
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +214,92 @@ def test_no_keys_at_all_is_keys_unavailable_with_retry_after(k1, break_it, probl
         assert again.value.retry_after == token_keys.FAILURE_BACKOFF_SECONDS - 2
         assert len(server.calls) == 1  # backing off, not hammering
     run(scenario())
+
+
+def test_a_malformed_entry_is_skipped_and_the_other_keys_serve(k1, k2):
+    """Issue 18, finding 1: one entry with a non-string `alg` made every fetch raise
+    TypeError: no backoff, cached keys unused, 500 for every request."""
+    server, clock = Keyserver(k1, k2), Clock()
+    server.extra = [{**k1.jwk(), "kid": "odd", "alg": ["RS256"]}, {**k2.jwk(), "kid": "odder", "alg": {"x": 1}}]
+    source = KeySource(server.fetch, jwks_uri=JWKS_URL, clock=clock)
+    assert run(source.key("k1")).key_id == "k1"
+    assert run(source.key("k2")).key_id == "k2"
+    assert len(server.calls) == 1 and source.last_problem is None
+
+
+def test_an_unexpected_error_while_parsing_is_a_failed_fetch(k1, monkeypatch):
+    """Whatever the parser trips over: cached keys kept, backoff, KeysUnavailable when none."""
+    server, clock = Keyserver(k1, max_age=60), Clock()
+    source = KeySource(server.fetch, jwks_uri=JWKS_URL, clock=clock)
+    real_parse = token_keys.parse_jwks
+
+    def tripping(document):
+        raise RuntimeError("the parser tripped")
+
+    async def scenario():
+        assert (await source.key("k1")).key_id == "k1"
+        monkeypatch.setattr(token_keys, "parse_jwks", tripping)
+        clock.now += 61  # expired: the refetch trips, the keys held are kept
+        assert (await source.key("k1")).key_id == "k1"
+        assert source.last_problem == "jwks: unusable document (RuntimeError)"
+        for _ in range(10):  # backing off, not refetching per request
+            assert (await source.key("k1")) is not None
+        assert len(server.calls) == 2
+        monkeypatch.setattr(token_keys, "parse_jwks", real_parse)
+        clock.now += token_keys.FAILURE_BACKOFF_SECONDS
+        await source.key("k1")
+        assert len(server.calls) == 3 and source.last_problem is None
+    run(scenario())
+
+    cold = KeySource(server.fetch, jwks_uri=JWKS_URL, clock=clock)  # nothing cached: 503
+    monkeypatch.setattr(token_keys, "parse_jwks", tripping)
+    with pytest.raises(KeysUnavailable) as failure:
+        run(cold.key("k1"))
+    assert failure.value.retry_after == token_keys.FAILURE_BACKOFF_SECONDS
+    assert failure.value.reason == "jwks: unusable document (RuntimeError)"
+
+
+def _private_jwk(key: SigningKey) -> dict:
+    import jwt  # noqa: PLC0415
+    algorithm = jwt.algorithms.RSAAlgorithm if key.alg.startswith("RS") else jwt.algorithms.ECAlgorithm
+    return {**algorithm.to_jwk(key.private, as_dict=True), "kid": key.kid, "alg": key.alg, "use": "sig"}
+
+
+def _warnings(output: str) -> list[dict]:
+    return [line for line in map(json.loads, filter(None, output.splitlines())) if line["severity"] == "WARNING"]
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_a_jwks_publishing_a_private_key_is_a_failed_fetch_logged_once(alg, k1, capsys):
+    """Issue 18, finding 2: the whole document is refused (not only the leaky entry), the
+    cached keys are kept, and one WARNING line says so, without the key material."""
+    leaky = SigningKey(alg, kid="leaky")
+    server, clock = Keyserver(k1, max_age=60), Clock()
+    source = KeySource(server.fetch, jwks_uri=JWKS_URL, clock=clock)
+    private = _private_jwk(leaky)
+
+    async def scenario():
+        assert (await source.key("k1")).key_id == "k1"
+        server.extra = [private]
+        clock.now += 61  # expired: the refetch publishes a private key
+        assert (await source.key("k1")).key_id == "k1"  # the keys held are kept
+        assert (await source.key("leaky")) is None  # and nothing of the new document is used
+        assert source.last_problem.startswith("jwks: publishes private key material")
+        clock.now += token_keys.FAILURE_BACKOFF_SECONDS + 61
+        assert (await source.key("k1")).key_id == "k1"  # refused again: still the old keys
+        assert len(server.calls) == 3
+    run(scenario())
+    cold = KeySource(server.fetch, jwks_uri=JWKS_URL, clock=clock)
+    with pytest.raises(KeysUnavailable, match="private key material"):
+        run(cold.key("k1"))
+
+    output = capsys.readouterr().out
+    warnings = _warnings(output)
+    assert len(warnings) == 2, output  # one per source that saw it, not one per refused fetch
+    assert "private key material" in warnings[0]["message"] and "leaky" in warnings[0]["message"]
+    assert "code" not in warnings[0]  # not a request line: request metrics never count it
+    secrets = [value for name, value in private.items() if name in ("d", "p", "q", "dp", "dq", "qi")]
+    assert secrets and not [value for value in secrets if value in output]
 
 
 def test_timeouts_are_reported_as_such(k1):

@@ -14,6 +14,7 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import token_auth
 from token_auth import Refused, bearer_token, app_check_token, key_from_jwk, parse_jwks, token_header
@@ -28,7 +29,7 @@ APP = f"1:{PROJECT}:web:0a1b2c3d"
 APP_CHECK = AppCheckCheck(PROJECT, frozenset({APP}))
 REASONS = {"missing", "not_bearer", "too_long", "malformed", "algorithm_not_allowed", "no_kid", "expired",
            "not_yet_valid", "bad_iat", "wrong_issuer", "wrong_audience", "missing_claim", "bad_signature",
-           "invalid", "bad_subject", "app_not_allowed"}
+           "invalid", "bad_subject", "app_not_allowed", "bad_numeric_date"}
 
 
 @pytest.fixture(scope="module")
@@ -146,12 +147,97 @@ def test_unusable_jwks_entries_are_skipped(rsa_key):
     assert key_from_jwk("text") is None and key_from_jwk({"kid": "x"}) is None
 
 
+@pytest.mark.parametrize("alg", [["RS256"], {"name": "RS256"}, 256, True, ""])
+def test_an_entry_with_a_non_string_alg_is_skipped_and_the_rest_kept(rsa_key, ec_key, alg):
+    """Issue 18, finding 1: a list or object `alg` raised TypeError (unhashable) out of the
+    parser, which broke the whole key cache."""
+    assert key_from_jwk({**rsa_key.jwk(), "alg": alg}) is None
+    document = {"keys": [{**rsa_key.jwk(), "kid": "odd", "alg": alg}, rsa_key.jwk(), ec_key.jwk()]}
+    assert sorted(parse_jwks(document)) == ["ec-1", "rsa-1"]
+
+
+def _public_jwk(private, **members) -> dict:
+    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(private, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
+    return {**algorithm.to_jwk(private.public_key(), as_dict=True), "kid": "k", **members}
+
+
+@pytest.mark.parametrize("bits", [1024, 1536, 2040])
+def test_rsa_keys_under_2048_bits_are_unusable(bits):
+    """Issue 18, finding 3: accepted with only PyJWT's InsecureKeyLengthWarning."""
+    small = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    assert key_from_jwk(_public_jwk(small)) is None
+    assert key_from_jwk(_public_jwk(small, alg="RS256")) is None
+    assert key_from_jwk(_public_jwk(small, alg="PS256")) is None
+
+
+def test_rsa_keys_of_2048_bits_and_more_are_usable(rsa_key):
+    assert key_from_jwk(rsa_key.jwk()).algorithm_name == "RS256"  # 2048 bits
+    bigger = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    assert key_from_jwk(_public_jwk(bigger, alg="PS384")).algorithm_name == "PS384"
+
+
+@pytest.mark.parametrize("curve, alg", [
+    (ec.SECP521R1(), None), (ec.SECP521R1(), "ES512"), (ec.SECP256K1(), None), (ec.SECP256K1(), "ES256"),
+    (ec.SECP384R1(), "ES256"), (ec.SECP256R1(), "ES384"),
+])
+def test_ec_keys_only_on_p256_and_p384_each_with_its_own_algorithm(curve, alg):
+    """P-256 signs ES256 and P-384 ES384 (RFC 7518 3.4); any other curve, or a curve declared
+    for the other's algorithm, is unusable."""
+    jwk = _public_jwk(ec.generate_private_key(curve), **({"alg": alg} if alg else {}))
+    assert key_from_jwk(jwk) is None
+
+
+def test_p256_and_p384_keys_are_usable():
+    for curve, alg in ((ec.SECP256R1(), "ES256"), (ec.SECP384R1(), "ES384")):
+        private = ec.generate_private_key(curve)
+        assert key_from_jwk(_public_jwk(private)).algorithm_name == alg
+        assert key_from_jwk(_public_jwk(private, alg=alg)).algorithm_name == alg
+
+
+def test_es512_tokens_are_refused_before_any_key_lookup():
+    """With P-521 keys unusable, ES512 is no longer an algorithm a token may name."""
+    assert refused(token_header(forge({"alg": "ES512", "kid": "k"}, claims(), b"s")), "algorithm_not_allowed")
+    assert "ES512" not in token_auth.ASYMMETRIC_ALGORITHMS
+
+
 def test_parse_jwks_keeps_usable_keys_and_drops_ambiguous_kids(rsa_key, ec_key):
     stranger = SigningKey("RS256", kid="rsa-1")
-    keys = parse_jwks({"keys": [rsa_key.jwk(), ec_key.jwk(), {"kty": "oct", "kid": "h", "k": "AAAA"}]})
+    keys = parse_jwks({"keys": [rsa_key.jwk(), ec_key.jwk(), {"kty": "oct", "kid": "h"}]})
     assert sorted(keys) == ["ec-1", "rsa-1"]
     assert sorted(parse_jwks({"keys": [rsa_key.jwk(), stranger.jwk(), ec_key.jwk()]})) == ["ec-1"]
     assert parse_jwks({"keys": "no"}) == {} and parse_jwks([]) == {} and parse_jwks(None) == {}
+
+
+_PRIVATE_MEMBERS = [("RSA", m) for m in ("d", "p", "q", "dp", "dq", "qi", "oth")] + [("EC", "d"), ("OKP", "d")]
+
+
+@pytest.mark.parametrize("kty, member", _PRIVATE_MEMBERS)
+def test_a_jwks_publishing_private_material_is_refused_whole(rsa_key, ec_key, kty, member):
+    """Issue 18, finding 2: an RSA entry with `d` loaded as a private key (500 and a traceback
+    per token), an EC one verified without complaint. A key server that publishes a private key
+    is compromised or misconfigured: none of its document is trusted."""
+    public = {"RSA": rsa_key.jwk(), "EC": ec_key.jwk(),
+              "OKP": {"kty": "OKP", "crv": "Ed25519", "x": b64(b"x" * 32), "kid": "ed-1"}}[kty]
+    leaked = {**public, "kid": "leaky", member: b64(b"private" * 5) if member != "oth" else [{"r": "AQAB"}]}
+    with pytest.raises(token_auth.JwksRefused) as refusal:
+        parse_jwks({"keys": [rsa_key.jwk(), ec_key.jwk(), leaked]})
+    assert "private key material" in str(refusal.value) and "leaky" in str(refusal.value)
+    assert b64(b"private" * 5) not in str(refusal.value)
+
+
+def test_real_private_jwks_and_secret_keys_are_refused(rsa_key, ec_key):
+    for private in (rsa_key.private, ec_key.private):
+        algorithm = jwt.algorithms.RSAAlgorithm if private is rsa_key.private else jwt.algorithms.ECAlgorithm
+        entry = {**algorithm.to_jwk(private, as_dict=True), "kid": "whole", "use": "sig"}
+        with pytest.raises(token_auth.JwksRefused):
+            parse_jwks({"keys": [entry]})
+        with pytest.raises(token_auth.JwksRefused):  # even one published for encryption only
+            parse_jwks({"keys": [{**entry, "use": "enc"}, rsa_key.jwk()]})
+    # a symmetric key in a public document is its secret, published
+    with pytest.raises(token_auth.JwksRefused, match="private key material"):
+        parse_jwks({"keys": [rsa_key.jwk(), {"kty": "oct", "kid": "h", "k": b64(b"secret" * 6)}]})
+    # a member name alone on another key type, or a public key, is not private material
+    assert sorted(parse_jwks({"keys": [{**rsa_key.jwk(), "k": "x"}, ec_key.jwk()]})) == ["ec-1", "rsa-1"]
 
 
 # ---- ID tokens ---------------------------------------------------------------------------
@@ -199,6 +285,29 @@ def test_id_token_claims_are_enforced(overrides, reason, rsa_key):
     now = int(time.time())
     relative = {k: (now + v if k in ("exp", "iat", "nbf") and isinstance(v, int) else v) for k, v in overrides.items()}
     assert refused(token_auth.verify_id_token(sign(rsa_key, **relative), pyjwk(rsa_key), CHECK), reason)
+
+
+@pytest.mark.parametrize("claim, value", [
+    ("exp", "9999999999"), ("exp", " 9999999999"), ("iat", "1700000000"), ("iat", True), ("iat", False),
+    ("nbf", "0"), ("nbf", True), ("exp", [9999999999]), ("exp", {"at": 9999999999}), ("exp", None),
+])
+def test_time_claims_must_be_json_numbers(claim, value, rsa_key):
+    """Issue 18, finding 4: RFC 7519 2 makes NumericDate a JSON number, but PyJWT applies int()
+    ("exp": "9999999999" passed; a boolean iat or nbf is 1 or 0 to int(), so it passed too)."""
+    payload = claims()
+    payload[claim] = value  # None: an explicit JSON null
+    token = jwt.PyJWS().encode(json.dumps(payload).encode(), rsa_key.private, algorithm="RS256",
+                               headers={"kid": rsa_key.kid})
+    result = token_auth.verify_id_token(token, pyjwk(rsa_key), CHECK)
+    assert isinstance(result, Refused), result
+
+
+def test_integer_and_fractional_time_claims_pass(rsa_key):
+    now = time.time()
+    for payload in (claims(exp=int(now) + 600, iat=int(now)), claims(exp=now + 600.5, iat=now - 0.25, nbf=now)):
+        token = jwt.PyJWS().encode(json.dumps(payload).encode(), rsa_key.private, algorithm="RS256",
+                                   headers={"kid": rsa_key.kid})
+        assert token_auth.verify_id_token(token, pyjwk(rsa_key), CHECK)["sub"] == "user-1"
 
 
 def test_a_tampered_payload_fails_the_signature(rsa_key):

@@ -215,3 +215,28 @@ def test_a_client_gone_midway_is_logged_as_such_not_as_an_error(capsys):
     line = only_log_line(capsys)
     assert line["code"] == "client_closed_request" and line["severity"] == "WARNING"
     assert "Traceback" not in line["message"]
+
+
+# ---- headers sent more than once (issue 18, finding 5) -------------------------------------
+
+def test_header_map_keeps_the_first_copy_and_flags_a_repeated_single_header():
+    plain = token_handler.header_map(scope(headers=[("Origin", "https://a.example"), ("Accept", "x"),
+                                                    ("Accept", "y"), ("X-Forwarded-For", "1.2.3.4"),
+                                                    ("X-Forwarded-For", "5.6.7.8")]))
+    # repeating other headers is HTTP's business, not ours
+    assert plain == {"origin": "https://a.example", "accept": "x", "x-forwarded-for": "1.2.3.4"}
+    for name in ("Origin", "Authorization", "X-Firebase-AppCheck"):
+        twice = token_handler.header_map(scope(headers=[(name, "first"), ("Content-Type", "a/b"), (name.upper(), "2nd"),
+                                                        ("Origin", "3rd")]))
+        assert twice[name.lower()] == "first" and twice[token_handler.DUPLICATE] == name.lower()
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/token"), ("OPTIONS", "/token"), ("GET", "/elsewhere")])
+def test_a_repeated_origin_is_400_before_any_other_check_and_without_cors(app, method, path, capsys):
+    status, headers, body = asyncio.run(call_app(app, method, path, headers=[
+        ("Origin", "https://app.example.com"), ("Origin", "https://evil.example.com"),
+        ("Content-Type", "application/json")], body=b'{"agentId": "agent-1"}'))
+    assert status == 400 and json.loads(body) == {
+        "error": "duplicate_header", "message": "Send the Origin header at most once."}
+    assert headers["cache-control"] == "no-store" and headers["content-type"] == "application/json"
+    assert not [name for name in headers if name.startswith("access-control-")]

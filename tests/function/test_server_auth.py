@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import threading
 import time
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from jwt import algorithms as jwt_algorithms
 from cryptography.hazmat.primitives import serialization
 
 from function_helpers import API_KEY, HTTPS_APP, error_of, log_lines
@@ -124,6 +126,10 @@ def _forged(issuer: DemoIssuer, case: str) -> str:
         return issuer.sign(claims(audience="another-app"), rsa)
     if case == "missing exp":
         return issuer.sign(claims(exp=None), rsa)
+    if case == "exp a string":  # RFC 7519: a NumericDate is a JSON number
+        return issuer.sign(claims(exp=str(now + 3600)), rsa)
+    if case == "iat a boolean":
+        return issuer.sign(claims(iat=True), rsa)
     if case == "unknown kid":
         return issuer.sign(claims(), rsa, kid="kid-nobody-published")
     if case == "stranger's key, right kid":
@@ -143,7 +149,8 @@ def _forged(issuer: DemoIssuer, case: str) -> str:
 
 
 @pytest.mark.parametrize("case", [
-    "expired", "future iat", "nbf ahead", "wrong iss", "wrong aud", "missing exp", "unknown kid",
+    "expired", "future iat", "nbf ahead", "wrong iss", "wrong aud", "missing exp", "exp a string",
+    "iat a boolean", "unknown kid",
     "stranger's key, right kid", "tampered payload", "alg none", "HS256 signed with the public key",
 ])
 def test_a_bad_id_token_is_401_unauthenticated(id_stack, case):
@@ -181,6 +188,33 @@ def test_credentials_come_after_method_and_origin_and_before_the_body(id_stack):
     # with them, the body checks apply as before
     token = id_stack.issuer.id_token()
     assert error_of(id_stack.post(token=token, body={"agentId": "bad agent!"})) == "invalid_agent_id"
+
+
+def test_two_authorization_headers_are_400_even_if_both_verify(id_stack):
+    """Issue 18, finding 5: the first copy won, so what the edge saw and what the function
+    verified could differ. Refused before credentials are looked at (no 401 challenge)."""
+    id_stack.upstream.reset()
+    tokens = [id_stack.issuer.id_token(sub="one"), id_stack.issuer.id_token(sub="two")]
+    SENT_TOKENS.extend(tokens)
+    connection = http.client.HTTPConnection("127.0.0.1", id_stack.server.port, timeout=15)
+    body = json.dumps({"agentId": "agent-1"}).encode()
+    try:
+        connection.putrequest("POST", "/token")
+        for name, value in (("Origin", HTTPS_APP), ("Content-Type", "application/json"),
+                            ("Authorization", f"Bearer {tokens[0]}"), ("Authorization", f"Bearer {tokens[1]}"),
+                            ("Content-Length", str(len(body)))):
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 400 and answer["error"] == "duplicate_header", answer
+    assert "Authorization" in answer["message"]
+    assert response.headers["Cache-Control"] == "no-store" and "WWW-Authenticate" not in response.headers
+    assert id_stack.upstream.requests == []
+    line = log_lines(id_stack.server)[-1]
+    assert line["code"] == "duplicate_header" and "subject" not in line
 
 
 def test_preflight_needs_no_credentials_and_allows_the_authorization_header(id_stack):
@@ -233,6 +267,62 @@ def test_no_keys_is_503_then_recovery_then_an_outage_is_ridden_out_on_cached_key
         assert stack.post(token=token).status_code == 200
         assert stack.post(token=stack.issuer.id_token(sub="other")).status_code == 200
         assert stack.issuer.hits["/jwks"] == jwks_hits + 1  # it did try, once
+    finally:
+        stack.stop()
+
+
+def test_a_malformed_jwks_entry_is_503_not_500_and_cached_keys_keep_verifying():
+    """Issue 18, finding 1: one entry with a non-string `alg` answered every request 500
+    internal_error (and refetched the JWKS each time) instead of skipping the entry."""
+    stack = Stack(max_age=5)
+    issuer = stack.issuer
+    good = issuer.jwks
+    odd = {**issuer.key("RS256").jwk(), "kid": "odd", "alg": ["RS256"]}
+    try:
+        issuer.jwks = lambda: {"keys": [odd]}  # nothing usable: no keys at all
+        token = issuer.id_token()
+        response = stack.post(token=token)
+        assert_refused(response, "auth_unavailable", stack)
+        assert "jwks: no usable signing key" in log_lines(stack.server)[-1]["authProblem"]
+        # published beside good keys, it is skipped
+        issuer.jwks = lambda: {"keys": [odd, *good()["keys"]]}
+        time.sleep(int(response.headers["Retry-After"]) + 0.2)
+        assert stack.post(token=token).status_code == 200
+        # the keys expire and the refetch finds nothing usable: the cached keys keep verifying
+        issuer.jwks = lambda: {"keys": [odd]}
+        hits = issuer.hits["/jwks"]
+        time.sleep(5.5)
+        assert stack.post(token=issuer.id_token(sub="later")).status_code == 200
+        assert stack.post(token=token).status_code == 200
+        assert issuer.hits["/jwks"] == hits + 1  # tried once, then backed off
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_a_jwks_publishing_a_private_key_is_refused_and_logged(alg):
+    """Issue 18, finding 2: an RSA entry with `d` answered 500 with a traceback per token, an
+    EC one verified tokens. Now the whole document is refused (503 auth_unavailable, nothing
+    cached), one WARNING line says why, and no key material reaches the output."""
+    stack = Stack()
+    issuer = stack.issuer
+    leaky = SigningKey(alg, kid="leaky")
+    algorithm = jwt_algorithms.RSAAlgorithm if alg == "RS256" else jwt_algorithms.ECAlgorithm
+    private = {**algorithm.to_jwk(leaky.private, as_dict=True), "kid": "leaky", "alg": alg, "use": "sig"}
+    good = issuer.jwks
+    issuer.jwks = lambda: {"keys": [*good()["keys"], private]}
+    try:
+        for token in (issuer.sign(issuer.claims(), leaky), issuer.id_token()):
+            SENT_TOKENS.append(token)
+            assert_refused(stack.post(token=token), "auth_unavailable", stack)
+        assert "private key material" in log_lines(stack.server)[-1]["authProblem"]
+        warnings = [line for line in log_lines(stack.server) if "httpRequest" not in line]
+        assert len(warnings) == 1 and warnings[0]["severity"] == "WARNING", warnings
+        assert "private key material" in warnings[0]["message"] and "leaky" in warnings[0]["message"]
+        output = stack.server.output()
+        assert "Traceback" not in output
+        assert not [value for name, value in private.items() if name in ("d", "p", "q", "dp", "dq", "qi")
+                    and value in output]
     finally:
         stack.stop()
 

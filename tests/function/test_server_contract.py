@@ -4,9 +4,12 @@ preflight, hostile origins and agent ids. A rejected request must reach the stan
 """
 from __future__ import annotations
 
+import http.client
+import json
+
 import pytest
 
-from function_helpers import HTTPS_APP, API_KEY, assert_no_secrets, error_of, fn_url
+from function_helpers import HTTPS_APP, API_KEY, assert_no_secrets, error_of, fn_url, log_lines
 
 pytestmark = pytest.mark.usefixtures("fresh_upstream")
 GOOD = {"agentId": "agent-1"}
@@ -22,6 +25,20 @@ def post(api, fn, body=GOOD, origin=HTTPS_APP, path="/token", **kwargs):
     if origin is not None:
         headers["Origin"] = origin
     return api.post(fn_url(fn, path), body, headers=headers, **kwargs)
+
+
+def raw_request(fn, method: str, path: str, headers, body: bytes = b""):
+    """http.client with putheader: a header can be sent twice, as requests cannot."""
+    connection = http.client.HTTPConnection("127.0.0.1", fn.port, timeout=15)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in [*headers, ("Content-Length", str(len(body)))]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
 
 
 # ---- success and CORS --------------------------------------------------------------------
@@ -146,6 +163,41 @@ def test_head_is_405_too(api, fn):
 def test_a_bad_origin_is_checked_before_the_method(api, fn):
     r = api.request("GET", fn_url(fn), headers={"Origin": "https://evil.net"})
     assert r.status_code == 403 and error_of(r) == "origin_not_allowed"
+
+
+# ---- a header sent twice (issue 18, finding 5) ----------------------------------------------
+
+@pytest.mark.parametrize("name, first, second", [
+    ("Origin", HTTPS_APP, "https://evil.example.com"),  # the first won: a key for whoever sent the second
+    ("Origin", "https://evil.example.com", HTTPS_APP),  # the edge could have read the second
+    ("origin", HTTPS_APP, HTTPS_APP),  # equal copies too: the rule is about the header, not its value
+    ("Authorization", "Bearer a.b.c", "Bearer d.e.f"),
+    ("X-Firebase-AppCheck", "a.b.c", "d.e.f"),
+])
+def test_a_header_sent_twice_is_400_duplicate_header(fn, upstream, name, first, second):
+    """The edge (Cloud Armor, the load balancer) and the function could each read a different
+    copy, so neither is used: 400 before any other check, JSON, no-store, no CORS grant."""
+    headers = [("Origin", HTTPS_APP)] if name.lower() != "origin" else []
+    headers += [(name, first), ("Content-Type", "application/json"), (name.upper(), second)]
+    status, answer, body = raw_request(fn, "POST", "/token", headers, json.dumps(GOOD).encode())
+    assert status == 400, body
+    assert json.loads(body) == {"error": "duplicate_header",
+                                "message": f"Send the {name.title().replace('Appcheck', 'AppCheck')} header at most once."}
+    assert answer["Cache-Control"] == "no-store" and answer["Content-Type"] == "application/json"
+    assert "Access-Control-Allow-Origin" not in answer
+    assert upstream.requests == []
+    assert log_lines(fn)[-1]["code"] == "duplicate_header"
+
+
+def test_a_repeated_origin_is_refused_before_path_and_preflight(fn, upstream):
+    twice = [("Origin", HTTPS_APP), ("Origin", HTTPS_APP)]
+    for method, path in (("OPTIONS", "/token"), ("GET", "/nope"), ("DELETE", "/token")):
+        status, answer, body = raw_request(fn, method, path, [*twice, ("Access-Control-Request-Method", "POST")])
+        assert status == 400 and json.loads(body)["error"] == "duplicate_header", (method, path, body)
+        assert "Access-Control-Allow-Origin" not in answer
+    status, _, _ = raw_request(fn, "POST", "/token", [("Origin", HTTPS_APP), ("Content-Type", "application/json")],
+                               json.dumps(GOOD).encode())
+    assert status == 200  # one copy of each: served as ever
 
 
 # ---- content type, size, JSON --------------------------------------------------------------
