@@ -1,6 +1,7 @@
 """One request, start to finish: the contract's checks in order (path, origin, preflight,
-method, caller credentials, content type, size, JSON, fields, policy, key; the first failing
-one answers, nothing rejected reaches Outspeed), the upstream call, the response, one log line.
+method, caller credentials, content type, size, JSON, fields, policy, key, quota; the first
+failing one answers, nothing rejected reaches Outspeed), the upstream call, the response, one
+log line.
 Starlette request/response glue around the pure decisions of token_policy and the caller check
 of token_caller (which runs before any of the body is read).
 
@@ -21,11 +22,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 import token_log
+import token_quota
 import token_upstream
 from token_caller import Authenticator, Denied
 from token_policy import (ERRORS, MAX_BODY_BYTES, METHODS, PATHS, Rejection, decide_origin, is_json_content_type,
                           parse_json_object, plan, preflight_headers, too_large)
-from token_settings import SETTINGS, Settings
+from token_quota import StoreUnavailable
+from token_settings import SETTINGS, Quotas, Settings
 from token_upstream import Minted
 
 # Every response: never cached anywhere (an ephemeral key is single-use and short-lived, and
@@ -41,6 +44,18 @@ _CLIENT_GONE = (499, "client_closed_request")
 # key fetches go through the pooled session (token_upstream.fetch). Built here, at import,
 # without any I/O: keys are fetched when a token first needs one.
 AUTHENTICATOR = Authenticator(SETTINGS.caller_auth, token_upstream.fetch)
+# The quota store of the process, per Quotas (one in production): opened by the worker's boot
+# (main.py's lifespan calls quota_store), only when quotas are configured; redis is imported
+# then, never on the no-quota path.
+_QUOTA_STORES: dict = {}
+
+
+def quota_store(quotas: Quotas, pool_size: int):
+    store = _QUOTA_STORES.get(quotas)
+    if store is None:
+        import token_quota_store  # noqa: PLC0415 - deferred on purpose: it imports redis
+        store = _QUOTA_STORES[quotas] = token_quota_store.Store(quotas.store, pool_size)
+    return store
 
 
 @dataclass
@@ -55,6 +70,8 @@ class Outcome:
     subject: str | None = None  # the verified caller (ID token `sub`)
     app_id: str | None = None  # the verified app (App Check token `sub`)
     auth_problem: str | None = None  # why a caller was refused (never a token)
+    quota: str | None = None  # "caller" / "global" (refused), "unavailable", "open" (minted unchecked)
+    quota_problem: str | None = None  # why the store could not answer (an exception class name)
 
 
 def _rejected(rejection: Rejection, agent_id: str | None = None, upstream_status: int | None = None) -> Outcome:
@@ -111,18 +128,22 @@ async def _decide(request: Request, headers: dict[str, str], settings: Settings,
     # Caller credentials: after the method, before the content type and before any of the body
     # is read (DESIGN.md, "Order of checks").
     if not authenticator.enabled:
-        return await _after_credentials(request, headers, settings)
+        return await _after_credentials(request, headers, settings, None)
     caller = await authenticator.check(headers.get("authorization"), headers.get("x-firebase-appcheck"))
     if isinstance(caller, Denied):
         outcome = _rejected(caller.rejection)
         outcome.auth_problem = caller.reason
         return outcome
-    outcome = await _after_credentials(request, headers, settings)
+    outcome = await _after_credentials(request, headers, settings, caller.subject)
     outcome.subject, outcome.app_id = caller.subject, caller.app_id
     return outcome
 
 
-async def _after_credentials(request: Request, headers: dict[str, str], settings: Settings) -> Outcome:
+async def _after_credentials(request: Request, headers: dict[str, str], settings: Settings,
+                             subject: str | None) -> Outcome:
+    """After the caller's credentials, in the contract's order: content type -> size -> JSON ->
+    fields and policy -> key present -> [App Check consumption] -> quota -> upstream. Only a
+    request that passed every earlier check takes from a budget."""
     if not is_json_content_type(headers.get("content-type")):
         return _rejected(Rejection("unsupported_media_type"))
     if too_large(_content_length(headers)):
@@ -138,10 +159,68 @@ async def _after_credentials(request: Request, headers: dict[str, str], settings
         return _rejected(call)
     if not settings.api_key:
         return _rejected(Rejection("not_configured"), call.agent_id)
-    result = await token_upstream.mint(call, settings)
+    if settings.quotas is None:
+        return await _mint(call, settings)
+    held = await _take_from_budget(settings, subject)
+    if isinstance(held, Outcome):  # refused, or the store could not answer (fail closed)
+        held.agent_id = call.agent_id
+        return held
+    return await _mint(call, settings, held)
+
+
+async def _mint(call, settings: Settings, held: _Held | None = None) -> Outcome:
+    """The upstream call; a held reservation goes back when nothing was minted."""
+    try:
+        result = await token_upstream.mint(call, settings)
+    except Exception:
+        if held is not None and held.plan is not None:
+            await _give_back(held)
+        raise
     if isinstance(result, Minted):
-        return Outcome(200, "ok", result.body, (), call.agent_id, result.upstream_status)
-    return _rejected(result.rejection, call.agent_id, result.upstream_status)
+        outcome = Outcome(200, "ok", result.body, (), call.agent_id, result.upstream_status)
+    else:
+        if held is not None and held.plan is not None:
+            await _give_back(held)
+        outcome = _rejected(result.rejection, call.agent_id, result.upstream_status)
+    if held is not None and held.plan is None:
+        outcome.quota, outcome.quota_problem = "open", held.problem
+    return outcome
+
+
+@dataclass
+class _Held:
+    """A reservation taken (plan set), or none because the store could not answer and
+    QUOTA_FAIL_OPEN says mint anyway (plan None, problem set)."""
+    store: object
+    plan: token_quota.Plan | None
+    problem: str | None = None
+
+
+async def _take_from_budget(settings: Settings, subject: str | None) -> _Held | Outcome:
+    quotas = settings.quotas
+    plan = token_quota.plan(quotas, subject, time.time())  # pure: which windows, which keys
+    store = quota_store(quotas, settings.threads)
+    try:
+        full = await store.reserve(plan)  # one atomic step in the store, bounded
+    except StoreUnavailable as unavailable:
+        if quotas.fail_open:
+            return _Held(store, None, str(unavailable))
+        outcome = _rejected(token_quota.UNAVAILABLE)
+        outcome.quota, outcome.quota_problem = "unavailable", str(unavailable)
+        return outcome
+    exceeded = token_quota.decide(plan, full)  # pure: which budget refused, Retry-After
+    if exceeded is not None:
+        outcome = _rejected(exceeded.rejection)
+        outcome.quota = exceeded.budget
+        return outcome
+    return _Held(store, plan)
+
+
+async def _give_back(held: _Held) -> None:
+    try:
+        await held.store.release(held.plan)
+    except StoreUnavailable:
+        pass  # the window keeps one mint too many until it resets: the safe side
 
 
 def _internal_error(exc: BaseException) -> Outcome:
@@ -178,7 +257,7 @@ def log_request(request_method: str, path: str, headers, client, outcome: Outcom
         upstream_status=outcome.upstream_status,
         trace=token_log.trace_fields(get("x-cloud-trace-context"), get("traceparent"), settings.project),
         stack_trace=outcome.stack_trace, subject=outcome.subject, app_id=outcome.app_id,
-        auth_problem=outcome.auth_problem)
+        auth_problem=outcome.auth_problem, quota=outcome.quota, quota_problem=outcome.quota_problem)
     token_log.emit(line, settings.api_key)
 
 
