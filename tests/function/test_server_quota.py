@@ -207,6 +207,13 @@ def test_a_failed_mint_gives_its_reservation_back(main_fn, issuer, upstream, sto
     assert [post(main_fn, dave).status_code for _ in range(3)] == [200, 200, 429]
 
 
+def test_a_store_that_forgot_the_scripts_still_counts(main_fn, issuer, store):
+    """A restarted or failed-over store has no scripts cached: the first call sends it whole."""
+    store.command("SCRIPT", "FLUSH")
+    grace = issuer.id_token(sub="grace")
+    assert [post(main_fn, grace).status_code for _ in range(3)] == [200, 200, 429]
+
+
 def test_anonymous_firebase_users_are_refused_and_take_nothing(main_fn, issuer, upstream, store):
     anonymous = issuer.id_token(sub="anon-1", firebase={"sign_in_provider": "anonymous"})
     refused = post(main_fn, anonymous)
@@ -271,6 +278,8 @@ def test_a_store_that_hangs_is_503_in_bound_and_mints_nothing(silent, issuer, up
     server = start(upstream, None, QUOTA_REDIS_URL=f"redis://127.0.0.1:{silent.port}", QUOTA_GLOBAL="5/60")
     try:
         with requests.Session() as http:
+            # The first request also waits for the worker's boot (which tried the store for 1 s).
+            assert_quota_refusal(post(server, session=http), "quota_unavailable")
             for _ in range(2):
                 started = time.monotonic()
                 response = post(server, session=http)
