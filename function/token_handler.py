@@ -159,6 +159,7 @@ async def _after_credentials(request: Request, headers: dict[str, str], settings
         return _rejected(call)
     if not settings.api_key:
         return _rejected(Rejection("not_configured"), call.agent_id)
+    # (App Check consumption, when on, goes here: after every cheaper check, before the quota.)
     if settings.quotas is None:
         return await _mint(call, settings)
     held = await _take_from_budget(settings, subject)
@@ -198,22 +199,22 @@ class _Held:
 
 async def _take_from_budget(settings: Settings, subject: str | None) -> _Held | Outcome:
     quotas = settings.quotas
-    plan = token_quota.plan(quotas, subject, time.time())  # pure: which windows, which keys
+    windows = token_quota.plan(quotas, subject, time.time())  # pure: which windows, which keys
     store = quota_store(quotas, settings.threads)
     try:
-        full = await store.reserve(plan)  # one atomic step in the store, bounded
+        full = await store.reserve(windows)  # one atomic step in the store, bounded
     except StoreUnavailable as unavailable:
         if quotas.fail_open:
             return _Held(store, None, str(unavailable))
         outcome = _rejected(token_quota.UNAVAILABLE)
         outcome.quota, outcome.quota_problem = "unavailable", str(unavailable)
         return outcome
-    exceeded = token_quota.decide(plan, full)  # pure: which budget refused, Retry-After
+    exceeded = token_quota.decide(windows, full)  # pure: which budget refused, Retry-After
     if exceeded is not None:
         outcome = _rejected(exceeded.rejection)
         outcome.quota = exceeded.budget
         return outcome
-    return _Held(store, plan)
+    return _Held(store, windows)
 
 
 async def _give_back(held: _Held) -> None:
