@@ -45,9 +45,11 @@ class Store:
         options = dict(host=target.host, port=target.port, db=target.db, username=target.username,
                        password=target.password, socket_connect_timeout=STORE_TIMEOUT_SECONDS)
         if target.tls:
-            # With a CA of its own (Memorystore's, one per instance) that CA is the pin, and the
-            # instance is reached by a private IP its certificate does not name; with the system's
-            # CAs (a public Redis service) the hostname is checked as for any TLS service.
+            # With a CA of its own (Memorystore's: "one or more unique Certificate Authorities"
+            # per instance, https://cloud.google.com/memorystore/docs/redis/in-transit-encryption;
+            # several PEMs in QUOTA_REDIS_CA_CERT during a rotation) that CA is the pin, and the
+            # instance is reached by a private IP; with the system's CAs (a public Redis
+            # service) the hostname is checked as for any TLS service.
             options.update(ssl_cert_reqs="required", ssl_ca_data=target.ca_cert,
                            ssl_check_hostname=target.ca_cert is None)
         self._options = options
