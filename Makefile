@@ -16,8 +16,9 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 # make run AUTH=demo: a local ID-token issuer, and the endpoint requires its tokens.
+# make run QUOTAS=demo: a local redis-server as the quota store, with small budgets.
 run: $(VENV)/.installed
-	$(PY) -m tools.devserver $(if $(AUTH),--auth $(AUTH))
+	$(PY) -m tools.devserver $(if $(AUTH),--auth $(AUTH)) $(if $(QUOTAS),--quotas $(QUOTAS))
 
 plan: $(VENV)/.installed
 	$(PY) -m tools.plan $(STACK)

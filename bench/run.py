@@ -10,9 +10,13 @@ Everything runs on 127.0.0.1 in one invocation, bounded in time (about 2 minutes
   - the baseline: bench/node/server.js, one express process with a keep-alive agent
     (installed with `npm ci` into bench/node/node_modules; skipped with a note if node or
     npm is missing);
-  - the load: wrk (bench/post.lua), or a bounded Python client when wrk is missing.
+  - the load: wrk (bench/post.lua), or a bounded Python client when wrk is missing;
+  - quotas on: the endpoint again with a global mint budget (too large to refuse) in Debian's
+    redis-server on loopback (tools/redis_server.py): what the reservation adds per request,
+    and the cold start with quotas on (skipped with a note when redis-server is missing).
 
     python -m bench.run [--delay-ms 20] [--threads 80] [--before-rev 6ea5ff7] [--markdown table.md]
+    python -m bench.run --quotas-only   # just the quotas-off / quotas-on pair
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from pathlib import Path
 from bench import load, procstat
 from bench.upstream import RemoteStandIn
 from tools.function_server import FUNCTION_SOURCE, ROOT, FunctionServer, compile_source, free_port
+from tools.redis_server import REDIS_SERVER, RedisServer
 
 NODE_DIR = Path(__file__).with_name("node")
 NOOP_SOURCE = Path(__file__).with_name("noop") / "main.py"
@@ -48,6 +53,12 @@ MIB = 1024
 def endpoint_env(upstream_url: str, threads: int) -> dict[str, str]:
     return {"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream_url, "THREADS": str(threads),
             "UPSTREAM_TIMEOUT_SECONDS": "10"}
+
+
+def quota_env(env: dict[str, str], store: RedisServer) -> dict[str, str]:
+    """Quotas on: a global budget no bench run can spend, so every request takes the whole
+    reservation path (one script call on a pooled connection) and none is refused."""
+    return {**env, "QUOTA_REDIS_URL": store.url, "QUOTA_GLOBAL": "1000000000/86400", "QUOTA_KEY_PREFIX": "bench"}
 
 
 class NodeServer:
@@ -300,6 +311,60 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
     ]
 
 
+def quota_rows(off: Column, on: Column | None, note: str = "") -> list[list[str]]:
+    """The quotas-on rows (endpoint column): its cost over the same endpoint with quotas off.
+    CPU s per 1,000 requests is CPU ms per request."""
+    if on is None:
+        return [["quotas on (local redis-server)", "-", f"n/a ({note})", "-", "-", "", ""]]
+    added_p50 = on.c1.p50_ms - off.c1.p50_ms
+    added_cpu = on.cpu_per_1k - off.cpu_per_1k if on.cpu_per_1k is not None and off.cpu_per_1k is not None else None
+    return [
+        ["quotas on (global budget, local redis-server): p50 latency, c=1 (ms)", "-", fmt(on.c1.p50_ms, ".2f"),
+         "-", "-", "", ""],
+        ["  ... added p50 over quotas off, c=1 (ms)", "-", fmt(added_p50, ".2f"), "-", "-", "<= +1",
+         verdict(added_p50 <= 1.0)],
+        ["  ... added server CPU per request over quotas off (ms)", "-", fmt(added_cpu, ".3f"), "-", "-", "<= +0.1",
+         verdict(None if added_cpu is None else added_cpu <= 0.1)],
+        ["  ... failed requests", "-", str(on.failed), "-", "-", "0", verdict(on.failed == 0)],
+        ["  ... cold start to first 200, quotas on (ms, median)", "-", fmt(on.cold_ms, ".0f"), "-", "-",
+         f"quotas off: {fmt(off.cold_ms, '.0f')}", ""],
+    ]
+
+
+def measure_quotas(off: Column, env: dict[str, str], *, args, upstream, use_wrk: bool) -> tuple[Column | None, str]:
+    """The quotas-on column (the quotas-off one is `off`, measured in the same run)."""
+    if not Path(REDIS_SERVER).exists():
+        return None, f"{REDIS_SERVER} not installed (apt-get install redis-server)"
+    on = Column("quotas")
+    with RedisServer(password="bench-" + os.urandom(8).hex()) as store:
+        qenv = quota_env(env, store)
+        on.cold_ms = statistics.median(cold_start(lambda: FunctionServer(qenv, source=args.source))
+                                       for _ in range(args.cold_starts)) * 1000
+        serve_function(on, args.source, qenv, args=args, upstream=upstream, use_wrk=use_wrk)
+    return on, ""
+
+
+def quotas_only(args, use_wrk: bool) -> int:
+    """--quotas-only: the endpoint with quotas off, then on, interleaved cold starts; no other columns."""
+    with RemoteStandIn(delay=args.delay_ms / 1000, api_key=API_KEY) as upstream:
+        env = endpoint_env(upstream.url, args.threads)
+        off = Column("endpoint")
+        off.cold_ms = statistics.median(cold_start(lambda: FunctionServer(env, source=args.source))
+                                        for _ in range(args.cold_starts)) * 1000
+        serve_function(off, args.source, env, args=args, upstream=upstream, use_wrk=use_wrk)
+        on, note = measure_quotas(off, env, args=args, upstream=upstream, use_wrk=use_wrk)
+    rows = [["p50 latency, c=1 (ms), quotas off", "-", fmt(off.c1.p50_ms, ".2f"), "-", "-", "", ""],
+            [f"server CPU s per 1,000 requests, c={args.concurrency}, quotas off", "-", fmt(off.cpu_per_1k, ".3f"),
+             "-", "-", "", ""],
+            *quota_rows(off, on, note)]
+    print()
+    print(render_text(rows))
+    if on is not None:
+        print(f"(quotas on: CPU s per 1,000 requests {fmt(on.cpu_per_1k, '.3f')}; load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    return 0
+
+
 HEADER = ["figure", "stand-in direct", "endpoint", "node express", "framework floor (no-op fn)", "target", "result"]
 
 
@@ -355,6 +420,7 @@ def main(argv=None) -> int:
     parser.add_argument("--before-rev", default="6ea5ff7",
                         help="git revision whose (Flask) function/ gives the 'before' cold start and import ('' = skip)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
+    parser.add_argument("--quotas-only", action="store_true", help="only the quotas-off / quotas-on pair")
     args = parser.parse_args(argv)
     for name in ("c1_seconds", "rate_seconds", "warmup_seconds"):
         setattr(args, name, min(max(getattr(args, name), 0.5), 60.0))  # bounded whatever the flags say
@@ -366,6 +432,9 @@ def main(argv=None) -> int:
     use_wrk = not args.python_client and load.have_wrk()
     if not use_wrk and not args.python_client:
         print(load.WRK_INSTALL_HINT, flush=True)
+    if args.quotas_only:
+        print(f"machine: {machine()}", flush=True)
+        return quotas_only(args, use_wrk)
     node_missing = "--no-node given" if args.no_node else prepare_node()
     if node_missing:
         print(f"Node column unavailable: {node_missing}", flush=True)
@@ -425,6 +494,8 @@ def main(argv=None) -> int:
 
         serve_function(fn_col, args.source, env, args=args, upstream=upstream, use_wrk=use_wrk)
         print("endpoint done", flush=True)
+        quota_col, quota_note = measure_quotas(fn_col, env, args=args, upstream=upstream, use_wrk=use_wrk)
+        print("quotas on done" if quota_col else f"quotas on skipped: {quota_note}", flush=True)
         floor = Column("floor", cold_ms=statistics.median(floor_colds) * 1000)
         serve_function(floor, NOOP_SOURCE, env, args=args, upstream=upstream, use_wrk=use_wrk)
         floor.conns = floor.conns_requests = None
@@ -447,11 +518,13 @@ def main(argv=None) -> int:
             print("node done", flush=True)
 
     rows = build_rows(direct, fn_col, node_col, floor, imp, args, before_cold_ms, before_imp, floor_imp, aiohttp_imp)
+    rows += quota_rows(fn_col, quota_col, quota_note)
     print()
     print(render_text(rows))
     print(f"\n(stand-in delay {args.delay_ms:g} ms; endpoint = functions-framework ASGI mode, gunicorn + "
           f"1 uvicorn worker (uvloop, httptools), THREADS={args.threads}; load = {'wrk' if use_wrk else 'python client'}; "
-          f"bench took {time.monotonic() - started:.0f} s)")
+          f"bench took {time.monotonic() - started:.0f} s; load average at the end "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     if node_missing:
         print(f"Node column unavailable: {node_missing}")
     if args.markdown:

@@ -76,10 +76,27 @@ def _with_upstream_session(inner):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         token_upstream.session()
+        store = await _open_quota_store()
         async with inner(app) as state:
             yield state
         await token_upstream.close()  # shutdown runs after the server has drained its requests
+        if store is not None:
+            await store.close()
     return lifespan
+
+
+async def _open_quota_store():
+    """Quotas configured: import redis (about 65 ms) and open the store's pool at boot, with the
+    scripts loaded, so the first request finds them ready. A store that cannot answer now does
+    not stop the worker: each request decides (503, or mint when QUOTA_FAIL_OPEN is true)."""
+    settings = token_handler.SETTINGS
+    if settings.quotas is None:
+        return None  # no quotas: redis is never imported
+    store = token_handler.quota_store(settings.quotas, settings.threads)
+    problem = await store.warm()
+    if problem is not None:
+        print(f"quota store not reachable at boot ({problem}); requests will retry it", flush=True)
+    return store
 
 
 _aio._token_original_builder = _build

@@ -265,6 +265,13 @@ def verify_id_token(token: str, key: jwt.PyJWK, check: IdTokenCheck) -> dict[str
     return _decode(token, key, check.issuer, check.audience)
 
 
+def is_anonymous(claims: Mapping[str, Any]) -> bool:
+    """A Firebase anonymous user: `firebase.sign_in_provider` is "anonymous" (Firebase puts the
+    claim in every ID token it issues; tokens of other issuers carry no such claim)."""
+    firebase = claims.get("firebase")
+    return isinstance(firebase, Mapping) and firebase.get("sign_in_provider") == "anonymous"
+
+
 def verify_app_check(token: str, key: jwt.PyJWK, check: AppCheckCheck) -> dict[str, Any] | Refused:
     """Claims of a valid App Check token (https://firebase.google.com/docs/app-check/custom-resource-backend):
     iss https://firebaseappcheck.googleapis.com/<projectNumber>, aud containing

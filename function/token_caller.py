@@ -17,7 +17,7 @@ import token_auth
 from token_auth import Refused
 from token_consume import Consumer
 from token_keys import Fetch, KeySource, KeysUnavailable
-from token_policy import APP_CHECK_FAILED, UNAUTHENTICATED, Rejection, auth_unavailable
+from token_policy import ANONYMOUS_NOT_ALLOWED, APP_CHECK_FAILED, UNAUTHENTICATED, Rejection, auth_unavailable
 from token_settings import CallerAuth
 
 
@@ -63,6 +63,9 @@ class Authenticator:
                                      UNAUTHENTICATED)
             if isinstance(claims, Denied):
                 return claims
+            # Right after the ID token verifies: a free, scriptable identity is no identity.
+            if not self.auth.id_token.allow_anonymous and token_auth.is_anonymous(claims):
+                return Denied(ANONYMOUS_NOT_ALLOWED, "id_token: anonymous")
             subject = claims["sub"]
         if self.auth.app_check is not None:
             claims = await _verified("app_check", token_auth.app_check_token(app_check), self.app_check_keys,

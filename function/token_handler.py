@@ -1,7 +1,7 @@
 """One request, start to finish: the contract's checks in order (path, origin, preflight,
 method, caller credentials, content type, size, JSON, fields, policy, key, App Check
-consumption; the first failing one answers, nothing rejected reaches Outspeed), the upstream
-call, the response, one log line.
+consumption, quota; the first failing one answers, nothing rejected reaches Outspeed), the
+upstream call, the response, one log line.
 Starlette request/response glue around the pure decisions of token_policy and the caller check
 of token_caller (which runs before any of the body is read).
 
@@ -26,12 +26,14 @@ from starlette.responses import Response
 
 import token_auth
 import token_log
+import token_quota
 import token_upstream
 from token_caller import Authenticator, Denied
 from token_consume import Refused
 from token_policy import (ERRORS, MAX_BODY_BYTES, METHODS, PATHS, Rejection, decide_origin, is_json_content_type,
                           parse_json_object, plan, preflight_headers, too_large)
-from token_settings import SETTINGS, Settings
+from token_quota import StoreUnavailable
+from token_settings import SETTINGS, Quotas, Settings
 from token_upstream import Minted
 
 # Every response: never cached anywhere (an ephemeral key is single-use and short-lived, and
@@ -47,6 +49,18 @@ _CLIENT_GONE = (499, "client_closed_request")
 # key fetches go through the pooled session (token_upstream.fetch). Built here, at import,
 # without any I/O: keys are fetched when a token first needs one.
 AUTHENTICATOR = Authenticator(SETTINGS.caller_auth, token_upstream.fetch)
+# The quota store of the process, per Quotas (one in production): opened by the worker's boot
+# (main.py's lifespan calls quota_store), only when quotas are configured; redis is imported
+# then, never on the no-quota path.
+_QUOTA_STORES: dict = {}
+
+
+def quota_store(quotas: Quotas, pool_size: int):
+    store = _QUOTA_STORES.get(quotas)
+    if store is None:
+        import token_quota_store  # noqa: PLC0415 - deferred on purpose: it imports redis
+        store = _QUOTA_STORES[quotas] = token_quota_store.Store(quotas.store, pool_size)
+    return store
 
 
 @dataclass
@@ -61,6 +75,8 @@ class Outcome:
     subject: str | None = None  # the verified caller (ID token `sub`)
     app_id: str | None = None  # the verified app (App Check token `sub`)
     auth_problem: str | None = None  # why a caller was refused (never a token)
+    quota: str | None = None  # "caller" / "global" (refused), "unavailable", "open" (minted unchecked)
+    quota_problem: str | None = None  # why the store could not answer (an exception class name)
 
 
 def _rejected(rejection: Rejection, agent_id: str | None = None, upstream_status: int | None = None) -> Outcome:
@@ -118,60 +134,125 @@ def request_path(request: Request) -> str:
     return request.scope.get("path") or "/"
 
 
-async def _decide(request: Request, headers: dict[str, str], settings: Settings, origin_allowed: bool,
+async def _decide(request: Request, headers: dict[str, str], settings: Settings, decision,
                   authenticator: Authenticator) -> Outcome:
-    if request_path(request) not in PATHS:
+    """DESIGN.md's "Order of checks", all in this one place: the first failing check answers,
+    and nothing rejected reaches Outspeed (or the quota store, or Firebase). Each step is a pure
+    decision (token_policy, token_quota) or one bounded I/O call (credentials, body, consumption,
+    store, upstream). `decision` is decide_origin's answer, None for a repeated header."""
+    if decision is None:  # 0. a repeated Origin/Authorization/X-Firebase-AppCheck: no copy is trusted
+        return Outcome(400, "duplicate_header", _DUPLICATE_BODIES[headers[DUPLICATE]])
+    if request_path(request) not in PATHS:  # 1. path
         return _rejected(Rejection("not_found"))
-    if not origin_allowed:
+    if not decision.allowed:  # 2. origin
         return _rejected(Rejection("origin_not_allowed"))
     method = request.method
-    if method == "OPTIONS":
-        return Outcome(204, "preflight", headers=preflight_headers(settings))  # never needs credentials
-    if method != "POST":
+    if method == "OPTIONS":  # 3. preflight (never needs credentials)
+        return Outcome(204, "preflight", headers=preflight_headers(settings))
+    if method != "POST":  # 4. method
         return _rejected(Rejection("method_not_allowed", (("Allow", METHODS),)))
-    # Caller credentials: after the method, before the content type and before any of the body
-    # is read (DESIGN.md, "Order of checks").
-    if not authenticator.enabled:
-        return await _after_credentials(request, headers, settings, authenticator)
-    caller = await authenticator.check(headers.get("authorization"), headers.get("x-firebase-appcheck"))
-    if isinstance(caller, Denied):
-        outcome = _rejected(caller.rejection)
-        outcome.auth_problem = caller.reason
-        return outcome
-    outcome = await _after_credentials(request, headers, settings, authenticator)
-    outcome.subject, outcome.app_id = caller.subject, caller.app_id
-    return outcome
-
-
-async def _after_credentials(request: Request, headers: dict[str, str], settings: Settings,
-                             authenticator: Authenticator) -> Outcome:
-    if not is_json_content_type(headers.get("content-type")):
-        return _rejected(Rejection("unsupported_media_type"))
-    if too_large(_content_length(headers)):
-        return _rejected(Rejection("payload_too_large"))  # not read at all
-    raw = await _read_at_most(request, MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:  # no (or a lying) Content-Length: count what actually came
-        return _rejected(Rejection("payload_too_large"))
-    body = parse_json_object(raw)
+    caller = None
+    if authenticator.enabled:  # 5. caller credentials, before any of the body is read
+        caller = await authenticator.check(headers.get("authorization"), headers.get("x-firebase-appcheck"))
+        if isinstance(caller, Denied):
+            outcome = _rejected(caller.rejection)
+            outcome.auth_problem = caller.reason
+            return outcome
+    body = await _read_body(request, headers)  # 6-8. content type, size, JSON
     if isinstance(body, Rejection):
-        return _rejected(body)
-    call = plan(body, settings)
+        return _attributed(_rejected(body), caller)
+    call = plan(body, settings)  # 9. field formats and policy
     if isinstance(call, Rejection):
-        return _rejected(call)
-    if not settings.api_key:
-        return _rejected(Rejection("not_configured"), call.agent_id)
-    # App Check consumption, when on: after every cheaper check (a request refused for its body
-    # never burns the caller's token), before anything is spent.
-    if authenticator.consumer is not None:
+        return _attributed(_rejected(call), caller)
+    if not settings.api_key:  # 10. key present
+        return _attributed(_rejected(Rejection("not_configured"), call.agent_id), caller)
+    if authenticator.consumer is not None:  # 11. App Check consumption: a body refused above never burns the token
         consumed = await authenticator.consumer.consume(token_auth.app_check_token(headers.get("x-firebase-appcheck")))
         if isinstance(consumed, Refused):
             outcome = _rejected(consumed.rejection, call.agent_id)
             outcome.auth_problem = consumed.reason
-            return outcome
-    result = await token_upstream.mint(call, settings)
+            return _attributed(outcome, caller)
+    held = None
+    if settings.quotas is not None:  # 12. quota: only a request that passed every check above takes from a budget
+        held = await _take_from_budget(settings, caller.subject if caller is not None else None)
+        if isinstance(held, Outcome):  # refused, or the store could not answer (fail closed)
+            held.agent_id = call.agent_id
+            return _attributed(held, caller)
+    return _attributed(await _mint(call, settings, held), caller)  # 13. upstream (a failed mint gives back)
+
+
+def _attributed(outcome: Outcome, caller) -> Outcome:
+    """The verified caller and app on the outcome (its log line), when callers are verified."""
+    if caller is not None:
+        outcome.subject, outcome.app_id = caller.subject, caller.app_id
+    return outcome
+
+
+async def _read_body(request: Request, headers: dict[str, str]) -> dict | Rejection:
+    """Content type -> size -> JSON: the body as a JSON object, or the first refusal."""
+    if not is_json_content_type(headers.get("content-type")):
+        return Rejection("unsupported_media_type")
+    if too_large(_content_length(headers)):
+        return Rejection("payload_too_large")  # not read at all
+    raw = await _read_at_most(request, MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:  # no (or a lying) Content-Length: count what actually came
+        return Rejection("payload_too_large")
+    return parse_json_object(raw)
+
+
+async def _mint(call, settings: Settings, held: _Held | None = None) -> Outcome:
+    """The upstream call; a held reservation goes back when nothing was minted."""
+    try:
+        result = await token_upstream.mint(call, settings)
+    except Exception:
+        if held is not None and held.plan is not None:
+            await _give_back(held)
+        raise
     if isinstance(result, Minted):
-        return Outcome(200, "ok", result.body, (), call.agent_id, result.upstream_status)
-    return _rejected(result.rejection, call.agent_id, result.upstream_status)
+        outcome = Outcome(200, "ok", result.body, (), call.agent_id, result.upstream_status)
+    else:
+        if held is not None and held.plan is not None:
+            await _give_back(held)
+        outcome = _rejected(result.rejection, call.agent_id, result.upstream_status)
+    if held is not None and held.plan is None:
+        outcome.quota, outcome.quota_problem = "open", held.problem
+    return outcome
+
+
+@dataclass
+class _Held:
+    """A reservation taken (plan set), or none because the store could not answer and
+    QUOTA_FAIL_OPEN says mint anyway (plan None, problem set)."""
+    store: object
+    plan: token_quota.Plan | None
+    problem: str | None = None
+
+
+async def _take_from_budget(settings: Settings, subject: str | None) -> _Held | Outcome:
+    quotas = settings.quotas
+    windows = token_quota.plan(quotas, subject, time.time())  # pure: which windows, which keys
+    store = quota_store(quotas, settings.threads)
+    try:
+        full = await store.reserve(windows)  # one atomic step in the store, bounded
+    except StoreUnavailable as unavailable:
+        if quotas.fail_open:
+            return _Held(store, None, str(unavailable))
+        outcome = _rejected(token_quota.UNAVAILABLE)
+        outcome.quota, outcome.quota_problem = "unavailable", str(unavailable)
+        return outcome
+    exceeded = token_quota.decide(windows, full)  # pure: which budget refused, Retry-After
+    if exceeded is not None:
+        outcome = _rejected(exceeded.rejection)
+        outcome.quota = exceeded.budget
+        return outcome
+    return _Held(store, windows)
+
+
+async def _give_back(held: _Held) -> None:
+    try:
+        await held.store.release(held.plan)
+    except StoreUnavailable:
+        pass  # the window keeps one mint too many until it resets: the safe side
 
 
 def _internal_error(exc: BaseException) -> Outcome:
@@ -208,7 +289,7 @@ def log_request(request_method: str, path: str, headers, client, outcome: Outcom
         upstream_status=outcome.upstream_status,
         trace=token_log.trace_fields(get("x-cloud-trace-context"), get("traceparent"), settings.project),
         stack_trace=outcome.stack_trace, subject=outcome.subject, app_id=outcome.app_id,
-        auth_problem=outcome.auth_problem)
+        auth_problem=outcome.auth_problem, quota=outcome.quota, quota_problem=outcome.quota_problem)
     token_log.emit(line, settings.api_key)
 
 
@@ -234,12 +315,9 @@ async def handle(request: Request, settings: Settings = SETTINGS,
     headers = header_map(request.scope)
     cors: tuple[tuple[str, str], ...] = ()
     try:
-        if DUPLICATE in headers:  # first of all checks: no copy is read, no CORS granted
-            outcome = Outcome(400, "duplicate_header", _DUPLICATE_BODIES[headers[DUPLICATE]])
-        else:
-            decision = decide_origin(headers.get("origin"), settings)
-            cors = decision.cors
-            outcome = await _decide(request, headers, settings, decision.allowed, authenticator)
+        decision = None if DUPLICATE in headers else decide_origin(headers.get("origin"), settings)
+        cors = decision.cors if decision is not None else ()  # a repeated Origin is granted no CORS
+        outcome = await _decide(request, headers, settings, decision, authenticator)
     except ClientDisconnect:
         outcome = Outcome(*_CLIENT_GONE)
     except Exception as exc:  # noqa: BLE001 - the contract: anything unexpected is internal_error

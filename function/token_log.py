@@ -54,7 +54,8 @@ def request_line(*, method: str, path: str, status: int, code: str, elapsed: flo
                  user_agent: str | None, remote_ip: str | None, forwarded_for: str | None, origin: str | None,
                  agent_id: str | None, upstream_status: int | None, trace: dict[str, str],
                  stack_trace: str | None = None, subject: str | None = None, app_id: str | None = None,
-                 auth_problem: str | None = None) -> str:
+                 auth_problem: str | None = None, quota: str | None = None,
+                 quota_problem: str | None = None) -> str:
     message = f"{method} {_cut(path)} {status} {code}"
     if stack_trace:
         message += "\n" + stack_trace  # Error Reporting picks the traceback up from the message
@@ -86,6 +87,11 @@ def request_line(*, method: str, path: str, status: int, code: str, elapsed: flo
         entry["appId"] = _cut(app_id)
     if auth_problem is not None:
         entry["authProblem"] = _cut(auth_problem)
+    # Spend ceiling (only where quotas are on): which budget refused, or that none was checked.
+    if quota is not None:
+        entry["quota"] = quota
+    if quota_problem is not None:
+        entry["quotaProblem"] = _cut(quota_problem)
     return _ENCODER.encode(entry)
 
 

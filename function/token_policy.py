@@ -42,6 +42,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "app_check_failed": (401, "This request did not come from a verified app (X-Firebase-AppCheck)."),
     "app_check_replayed": (401, "This App Check token was already used; send a fresh limited-use token."),
     "origin_not_allowed": (403, "This origin may not request tokens."),
+    "anonymous_not_allowed": (403, "Anonymous sign-in is not accepted here: sign in with an account."),
     "agent_not_allowed": (403, "This agent is not served by this endpoint."),
     "not_found": (404, "Not found. POST to /token."),
     "agent_not_found": (404, "Outspeed does not know this agent."),
@@ -49,9 +50,11 @@ ERRORS: dict[str, tuple[int, str]] = {
     "payload_too_large": (413, f"The body must be at most {MAX_BODY_BYTES} bytes."),
     "unsupported_media_type": (415, "Content-Type must be application/json."),
     "upstream_rate_limited": (429, "Outspeed is rate limiting token requests; retry later."),
+    "quota_exceeded": (429, "The budget of keys for this caller or this endpoint is spent; retry after Retry-After seconds."),
     "not_configured": (500, "The token endpoint has no Outspeed API key configured."),
     "internal_error": (500, "Internal error."),
     "auth_unavailable": (503, "Caller verification is unavailable right now; retry later."),
+    "quota_unavailable": (503, "The key budget cannot be checked right now; retry later."),
     "upstream_auth_failed": (502, "Outspeed rejected this endpoint's API key."),
     "upstream_error": (502, "Outspeed failed to create a session."),
     "upstream_bad_response": (502, "Outspeed answered without an ephemeral key."),
@@ -139,6 +142,7 @@ def decide_origin(origin: str | None, settings: Settings) -> OriginDecision:
 UNAUTHENTICATED = Rejection("unauthenticated", (("WWW-Authenticate", 'Bearer realm="outspeed-token"'),))
 APP_CHECK_FAILED = Rejection("app_check_failed")
 APP_CHECK_REPLAYED = Rejection("app_check_replayed")
+ANONYMOUS_NOT_ALLOWED = Rejection("anonymous_not_allowed")
 
 
 def preflight_headers(settings: Settings) -> tuple[tuple[str, str], ...]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
 
 import token_json
 import token_rules
@@ -52,6 +53,7 @@ class IdTokenCheck:
     issuer: str
     audience: str
     jwks_uri: str | None = None  # None: `jwks_uri` of {issuer}/.well-known/openid-configuration
+    allow_anonymous: bool = False  # accept Firebase anonymous users (firebase.sign_in_provider)
 
     @property
     def discovery_url(self) -> str:
@@ -87,6 +89,68 @@ class CallerAuth:
         return self.id_token is not None or self.app_check is not None
 
 
+# ---- spend ceiling (DESIGN.md, "Spend ceiling") -----------------------------------------
+DEFAULT_QUOTA_KEY_PREFIX = "outspeed-token"
+QUOTA_KEY_PREFIX_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+MAX_WINDOW_COUNT = 10 ** 9
+MAX_WINDOW_SECONDS = 366 * 86400  # a year: longer budgets are not what fixed windows are for
+_WINDOW_RE = re.compile(r"([0-9]{1,10})/([0-9]{1,10})")
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most `count` mints in each fixed window of `seconds` (aligned to the epoch)."""
+    count: int
+    seconds: int
+
+
+def parse_windows(spec: str) -> tuple[Window, ...]:
+    """`COUNT/SECONDS[,COUNT/SECONDS...]` -> windows, or ValueError saying what is wrong (never
+    naming a variable: the caller does). Pure, so the infra's config check can share it: both
+    counts and seconds are whole numbers from 1, no empty entries, one budget per window length."""
+    windows: list[Window] = []
+    for item in (part.strip() for part in spec.split(",")):
+        match = _WINDOW_RE.fullmatch(item)
+        if not item:
+            raise ValueError("has an empty entry (comma-separated COUNT/SECONDS, no blanks)")
+        if match is None:
+            raise ValueError(f"entry {_show(item)} is not COUNT/SECONDS (whole numbers, like 5/3600)")
+        count, seconds = int(match.group(1)), int(match.group(2))
+        if not 1 <= count <= MAX_WINDOW_COUNT:
+            raise ValueError(f"entry {_show(item)}: COUNT must be from 1 to {MAX_WINDOW_COUNT}")
+        if not 1 <= seconds <= MAX_WINDOW_SECONDS:
+            raise ValueError(f"entry {_show(item)}: SECONDS must be from 1 to {MAX_WINDOW_SECONDS}")
+        if any(window.seconds == seconds for window in windows):
+            raise ValueError(f"has two budgets for a window of {seconds} s (one per window length)")
+        windows.append(Window(count, seconds))
+    return tuple(windows)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where the quota store is. `password` is a secret: never printed (see __repr__)."""
+    tls: bool
+    host: str
+    port: int
+    db: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_cert: str | None = field(default=None, repr=False)  # PEM; None = the system's CAs
+
+    def __repr__(self) -> str:
+        return (f"RedisTarget({'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}, "
+                f"auth={'<set>' if self.password else None}, ca_cert={'<set>' if self.ca_cert else None})")
+
+
+@dataclass(frozen=True)
+class Quotas:
+    store: RedisTarget
+    per_caller: tuple[Window, ...] = ()
+    global_: tuple[Window, ...] = ()
+    fail_open: bool = False
+    key_prefix: str = DEFAULT_QUOTA_KEY_PREFIX
+
+
 @dataclass(frozen=True)
 class Settings:
     api_key: str | None = None
@@ -102,6 +166,7 @@ class Settings:
     # False (prod): an empty allowed_agent_ids means "no agent flow", not "any agent".
     allow_any_agent: bool = True
     caller_auth: CallerAuth = CallerAuth()
+    quotas: Quotas | None = None  # None: no budgets, no store, redis never imported
 
     def __repr__(self) -> str:  # never print the key, even in a debugger or a traceback
         return (f"Settings(api_key={'<set>' if self.api_key else None}, api_base={self.api_base!r}, "
@@ -110,7 +175,7 @@ class Settings:
                 f"allow_client_session_config={self.allow_client_session_config}, "
                 f"https_origins_only={self.https_origins_only}, upstream_timeout={self.upstream_timeout}, "
                 f"threads={self.threads}, project={self.project!r}, allow_any_agent={self.allow_any_agent}, "
-                f"caller_auth={self.caller_auth!r})")
+                f"caller_auth={self.caller_auth!r}, quotas={self.quotas!r})")
 
     __str__ = __repr__
 
@@ -234,6 +299,7 @@ def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
     issuer = _rule("AUTH_ID_TOKEN_ISSUER", token_rules.issuer, issuer) if issuer else None
     audience = _text(env, "AUTH_ID_TOKEN_AUDIENCE")
     id_jwks = _key_url(env, "AUTH_ID_TOKEN_JWKS_URI")
+    allow_anonymous = _bool(env, "AUTH_ID_TOKEN_ALLOW_ANONYMOUS", False)
     id_token = None
     if issuer:
         if not audience:
@@ -241,10 +307,11 @@ def _caller_auth(env: Mapping[str, str]) -> CallerAuth:
                                 "(the `aud` your issuer puts in ID tokens, e.g. the Firebase project id)")
         _rule("AUTH_ID_TOKEN_AUDIENCE", token_rules.audience, audience)
         _rule("AUTH_ID_TOKEN_ISSUER and AUTH_ID_TOKEN_AUDIENCE:", token_rules.id_token, issuer, audience)
-        id_token = IdTokenCheck(issuer, audience, id_jwks)
+        id_token = IdTokenCheck(issuer, audience, id_jwks, allow_anonymous)
     else:
         # A half-configured check would silently check nothing: refuse it.
-        for name, value in (("AUTH_ID_TOKEN_AUDIENCE", audience), ("AUTH_ID_TOKEN_JWKS_URI", id_jwks)):
+        for name, value in (("AUTH_ID_TOKEN_AUDIENCE", audience), ("AUTH_ID_TOKEN_JWKS_URI", id_jwks),
+                            ("AUTH_ID_TOKEN_ALLOW_ANONYMOUS", "true" if allow_anonymous else "")):
             if value:
                 raise SettingsError(f"{name} is set but AUTH_ID_TOKEN_ISSUER is not: set both, or neither")
 
@@ -280,8 +347,74 @@ def _with_consumption(env: Mapping[str, str], app_check: AppCheckCheck | None) -
     return replace(app_check, consume=True, api_base=api_base.rstrip("/"), metadata_host=metadata_host)
 
 
+def _redis_target(env: Mapping[str, str]) -> RedisTarget | None:
+    """QUOTA_REDIS_URL (+ QUOTA_REDIS_CA_CERT). Messages never quote the URL: it may hold the
+    store's password."""
+    name = "QUOTA_REDIS_URL"
+    raw = _text(env, name)
+    if not raw:
+        if _text(env, "QUOTA_REDIS_CA_CERT"):
+            raise SettingsError("QUOTA_REDIS_CA_CERT is set but QUOTA_REDIS_URL is not: set both, or neither")
+        return None
+    shape = f"{name} must be rediss://[:password@]host:port[/db] (redis:// only for localhost, 127.0.0.1 or [::1])"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+        host = parts.hostname
+    except ValueError:
+        raise SettingsError(shape + "; it is not a well-formed URL") from None
+    if parts.scheme not in ("redis", "rediss") or not host or parts.query or parts.fragment:
+        raise SettingsError(shape)
+    if parts.scheme == "redis" and host not in LOOPBACK_HOSTS:
+        raise SettingsError(shape + "; plain redis:// would send the password and every key in clear text")
+    path = parts.path.strip("/")
+    if path and not (path.isdigit() and int(path) < 16):
+        raise SettingsError(shape + "; the database must be a number from 0 to 15")
+    ca_cert = _text(env, "QUOTA_REDIS_CA_CERT") or None
+    if ca_cert is not None:
+        if parts.scheme != "rediss":
+            raise SettingsError("QUOTA_REDIS_CA_CERT is set but QUOTA_REDIS_URL is not rediss:// (a CA needs TLS)")
+        if "-----BEGIN CERTIFICATE-----" not in ca_cert or "-----END CERTIFICATE-----" not in ca_cert:
+            raise SettingsError("QUOTA_REDIS_CA_CERT must be PEM (-----BEGIN CERTIFICATE----- ...)")
+    return RedisTarget(parts.scheme == "rediss", host, port or 6379, int(path or 0),
+                       unquote(parts.username) if parts.username else None,
+                       unquote(parts.password) if parts.password is not None else None, ca_cert)
+
+
+def _windows(env: Mapping[str, str], name: str) -> tuple[Window, ...]:
+    raw = _text(env, name)
+    if not raw:
+        return ()
+    try:
+        return parse_windows(raw)
+    except ValueError as problem:
+        raise SettingsError(f"{name} {problem}") from None
+
+
+def _quotas(env: Mapping[str, str], caller_auth: CallerAuth) -> Quotas | None:
+    store = _redis_target(env)
+    per_caller, global_ = _windows(env, "QUOTA_PER_CALLER"), _windows(env, "QUOTA_GLOBAL")
+    fail_open = _bool(env, "QUOTA_FAIL_OPEN", False)
+    prefix = _text(env, "QUOTA_KEY_PREFIX") or DEFAULT_QUOTA_KEY_PREFIX
+    if not QUOTA_KEY_PREFIX_RE.fullmatch(prefix):
+        raise SettingsError(f"QUOTA_KEY_PREFIX must be 1-64 of A-Z a-z 0-9 . _ : -, got {_show(prefix)}")
+    if per_caller and caller_auth.id_token is None:
+        raise SettingsError("QUOTA_PER_CALLER needs AUTH_ID_TOKEN_ISSUER: a per-caller budget is keyed by the "
+                            "verified ID-token subject")
+    if store is None:
+        for name, value in (("QUOTA_PER_CALLER", per_caller), ("QUOTA_GLOBAL", global_)):
+            if value:
+                raise SettingsError(f"{name} is set but QUOTA_REDIS_URL is not: budgets need the store")
+        return None
+    if not per_caller and not global_:
+        raise SettingsError("QUOTA_REDIS_URL is set but neither QUOTA_PER_CALLER nor QUOTA_GLOBAL is: "
+                            "set a budget, or unset the store")
+    return Quotas(store, per_caller, global_, fail_open, prefix)
+
+
 def from_env(env: Mapping[str, str]) -> Settings:
     """Parse and validate; raises SettingsError naming the first malformed variable."""
+    caller_auth = _caller_auth(env)
     return Settings(
         api_key=_api_key(env),
         api_base=_api_base(env),
@@ -295,7 +428,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         project=_text(env, "GOOGLE_CLOUD_PROJECT") or None,
         # Unset = true: the documented dev meaning of an empty ALLOWED_AGENT_IDS (any agent).
         allow_any_agent=_bool(env, "ALLOW_ANY_AGENT", True),
-        caller_auth=_caller_auth(env),
+        caller_auth=caller_auth,
+        quotas=_quotas(env, caller_auth),
     )
 
 

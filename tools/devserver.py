@@ -8,13 +8,18 @@
 - examples/web/ on http://localhost:5173;
 - with `--auth demo` (`make run AUTH=demo`): a local OIDC issuer (tools/demo_issuer.py) and the
   endpoint configured to require its ID tokens (AUTH_ID_TOKEN_ISSUER / AUDIENCE, keys found by
-  OIDC discovery), so the page's "Sign in (demo)" button is needed to get a key.
+  OIDC discovery), so the page's "Sign in (demo)" button is needed to get a key;
+- with `--quotas demo` (`make run QUOTAS=demo`): Debian's redis-server on loopback (free port,
+  a per-run password, no persistence, a temporary directory) as the quota store, with small
+  budgets (DEMO_GLOBAL for everyone, DEMO_PER_CALLER per signed-in caller when ID tokens are
+  on), so the page shows a 429 quota_exceeded after a few presses.
 
 Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything and exits 0.
 
-    python -m tools.devserver [--stack dev] [--port 8080] [--web-port 5173] [--auth demo]
+    python -m tools.devserver [--stack dev] [--port 8080] [--web-port 5173] [--auth demo] [--quotas demo]
     TOKEN_PORT=9080 WEB_PORT=9173 make run
     make run AUTH=demo
+    make run QUOTAS=demo
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from urllib.parse import urlencode
 from tools.demo_issuer import DemoIssuer
 from tools.function_server import ROOT, FunctionServer, StartupError
 from tools.outspeed_standin import OutspeedStandIn
+from tools.redis_server import RedisServer
 
 WEB_ROOT = ROOT / "examples" / "web"
 BIND_HOST = "127.0.0.1"  # loopback only: the endpoint holds an API key; "localhost" resolves here too
@@ -122,12 +128,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--auth", choices=("stack", "demo"), default="stack",
                         help="caller authentication: `demo` runs a local ID-token issuer and requires its tokens "
                              "(make run AUTH=demo); default `stack`: whatever the stack's callerAuth says")
+    parser.add_argument("--quotas", choices=("stack", "demo"), default="stack",
+                        help="mint budgets: `demo` runs a local redis-server with small budgets "
+                             "(make run QUOTAS=demo); default `stack`: whatever the stack's quotas say")
     return parser.parse_args(argv)
 
 
 # Every caller-authentication variable: demo mode replaces whatever the stack config set.
 AUTH_ENV = ("AUTH_ID_TOKEN_ISSUER", "AUTH_ID_TOKEN_AUDIENCE", "AUTH_ID_TOKEN_JWKS_URI",
             "AUTH_APP_CHECK_PROJECT_NUMBER", "AUTH_APP_CHECK_APP_IDS", "AUTH_APP_CHECK_JWKS_URI")
+
+
+# Every quota variable: demo mode replaces whatever the stack config set.
+QUOTA_ENV = ("QUOTA_REDIS_URL", "QUOTA_REDIS_CA_CERT", "QUOTA_PER_CALLER", "QUOTA_GLOBAL", "QUOTA_FAIL_OPEN",
+             "QUOTA_KEY_PREFIX")
+# Small enough to see a 429 after a few presses of the page's button.
+DEMO_GLOBAL, DEMO_PER_CALLER = "3/60", "2/60"
+
+
+def demo_quota_env(store: RedisServer, per_caller: bool) -> dict[str, str]:
+    """The endpoint's environment for the local store: a global budget, and a per-caller one
+    where callers have verified identities."""
+    env = {"QUOTA_REDIS_URL": store.url, "QUOTA_GLOBAL": DEMO_GLOBAL, "QUOTA_KEY_PREFIX": "outspeed-token-demo"}
+    if per_caller:
+        env["QUOTA_PER_CALLER"] = DEMO_PER_CALLER
+    return env
 
 
 def demo_auth_env(issuer: DemoIssuer) -> dict[str, str]:
@@ -148,7 +173,7 @@ def main(argv=None) -> int:
     def say(line: str = "") -> None:
         print(line, flush=True)
 
-    standin = site = fn = issuer = None
+    standin = site = fn = issuer = store = None
     code = 0
     try:
         try:
@@ -184,6 +209,15 @@ def main(argv=None) -> int:
             env = {k: v for k, v in env.items() if k not in AUTH_ENV}
             env.update(demo_auth_env(issuer))
 
+        if args.quotas == "demo":
+            store = RedisServer(password=secrets.token_urlsafe(16)).start()
+            env = {k: v for k, v in env.items() if k not in QUOTA_ENV}
+            env.update(demo_quota_env(store, per_caller="AUTH_ID_TOKEN_ISSUER" in env))
+        elif "QUOTA_REDIS_URL" not in env and any(k in env for k in QUOTA_ENV):
+            # The stack's store (Memorystore, or its secret URL) is not reachable from here.
+            env = {k: v for k, v in env.items() if k not in QUOTA_ENV}
+            say("the stack's quotas need its store: running without budgets (make run QUOTAS=demo for a local one)")
+
         fn = FunctionServer(env, port=args.port, host=BIND_HOST, inherit_output=True)
         try:
             fn.start()
@@ -215,6 +249,10 @@ def main(argv=None) -> int:
             say("Callers need an ID token of the demo issuer: press \"Sign in (demo)\" on the example page.")
         elif "AUTH_ID_TOKEN_ISSUER" in env or "AUTH_APP_CHECK_PROJECT_NUMBER" in env:
             say("  callers         must send the stack's callerAuth tokens (make run AUTH=demo for a local issuer)")
+        if store is not None:
+            budgets = f"global {env['QUOTA_GLOBAL']}" + (f", per caller {env['QUOTA_PER_CALLER']}"
+                                                         if "QUOTA_PER_CALLER" in env else "")
+            say(f"  quota store     redis-server on 127.0.0.1:{store.port} (budgets COUNT/SECONDS: {budgets})")
         say("Ctrl-C to stop.")
 
         while not stopping.is_set():
@@ -227,7 +265,7 @@ def main(argv=None) -> int:
         # A second Ctrl-C during shutdown must not cut the cleanup short.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        for part in (fn, site, standin, issuer):
+        for part in (fn, site, standin, issuer, store):
             if part is not None:
                 part.stop()
         if stopping.is_set():

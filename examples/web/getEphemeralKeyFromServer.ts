@@ -19,11 +19,11 @@
 export const ENDPOINT_ERROR_CODES = [
   "invalid_json", "invalid_agent_id", "invalid_source", "agent_id_required",
   "session_config_not_allowed", "unauthenticated", "app_check_failed", "app_check_replayed",
-  "origin_not_allowed",
+  "origin_not_allowed", "anonymous_not_allowed",
   "agent_not_allowed", "not_found",
   "duplicate_header",
   "agent_not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
-  "upstream_rate_limited", "not_configured", "internal_error", "auth_unavailable", "upstream_auth_failed",
+  "upstream_rate_limited", "quota_exceeded", "not_configured", "internal_error", "auth_unavailable", "quota_unavailable", "upstream_auth_failed",
   "upstream_error", "upstream_bad_response", "upstream_unreachable", "upstream_timeout",
 ] as const;
 export type EndpointErrorCode = (typeof ENDPOINT_ERROR_CODES)[number];
