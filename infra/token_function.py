@@ -3,6 +3,7 @@ with what it needs: its APIs, runtime and build accounts and their grants, the s
 pinned), the stack's own image repository, the source bucket, and the public invoker grant."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,27 @@ def physical_name(*parts: str, max_len: int = 63) -> str:
     return name[:max_len].rstrip("-")
 
 
+def unique_name(base: str, suffix: str = "", *, max_len: int) -> str:
+    """physical_name(base, suffix) where it fits (unchanged names); when it does not, the base is
+    cut and a short hash of the whole name keeps two long names that share a start apart."""
+    full = physical_name(*(p for p in (base, suffix) if p), max_len=10_000)
+    if len(full) <= max_len:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:6]
+    room = max_len - len(digest) - 1 - (len(suffix) + 1 if suffix else 0)
+    return physical_name(full[:room], digest, *((suffix,) if suffix else ()), max_len=max_len)
+
+
+def stack_prefix(project: str, stack: str) -> str:
+    """The physical-name prefix of a stack's resources, e.g. "outspeed-token-prod"."""
+    return unique_name(f"{project}-{stack}", max_len=40)
+
+
+def account_id(prefix: str, role: str) -> str:
+    # Account ids are 6-30 characters (iam.v1 CreateServiceAccountRequest.accountId).
+    return unique_name(prefix, role, max_len=30)
+
+
 @dataclass
 class TokenFunctionArgs:
     settings: Settings
@@ -84,7 +106,7 @@ class TokenFunction(pulumi.ComponentResource):
         self.runtime_account = gcp.serviceaccount.Account(
             f"{name}-runtime-sa",
             project=project,
-            account_id=physical_name(args.prefix[:23], "run", max_len=30),
+            account_id=account_id(args.prefix, "run"),
             display_name=f"{args.prefix} token function (runtime)",
             opts=child(),
         )
@@ -93,7 +115,7 @@ class TokenFunction(pulumi.ComponentResource):
         self.build_account = gcp.serviceaccount.Account(
             f"{name}-build-sa",
             project=project,
-            account_id=physical_name(args.prefix[:23], "build", max_len=30),
+            account_id=account_id(args.prefix, "build"),
             display_name=f"{args.prefix} token function (build)",
             opts=child(),
         )

@@ -424,3 +424,36 @@ def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(t
     assert new_name != first["name"]
     assert new_name == f"function-{source_hash(copy)[:20]}.zip"
     assert one(changed, FUNCTION)["inputs"]["buildConfig"]["source"]["storageSource"]["object"] == new_name
+
+
+@pytest.mark.parametrize("stacks", [("production-eu", "production-us"),
+                                    ("customer-acme-staging-1", "customer-acme-staging-2"),
+                                    ("a-very-long-stack-name-for-staging-one", "a-very-long-stack-name-for-staging-two")])
+def test_account_ids_of_stacks_sharing_a_long_start_stay_apart_and_valid(stacks):
+    """Issue 21 #7: ids cut to 23 characters of the prefix collided between such stacks."""
+    import conformance
+    from infra.token_function import account_id, physical_name, stack_prefix
+
+    valid = conformance.FIELD_RULES[("iam.v1", "CreateServiceAccountRequest", "accountId")][0]
+    ids = []
+    for stack in stacks:
+        prefix = stack_prefix("outspeed-token", stack)
+        assert len(prefix) <= 40
+        for role in ("run", "build"):
+            account = account_id(prefix, role)
+            assert valid(account) is None and account.endswith(f"-{role}"), account
+            ids.append(account)
+    assert len(set(ids)) == len(ids), ids
+    # what the names were before: the first 23 characters of the prefix, the same for both stacks
+    old = {physical_name(physical_name("outspeed-token", s, max_len=40)[:23], "run", max_len=30) for s in stacks}
+    assert len(old) == 1
+
+
+def test_names_that_already_fit_are_kept(stack_runs):
+    from infra.token_function import account_id, stack_prefix
+
+    assert account_id("outspeed-token-prod", "build") == "outspeed-token-prod-build"
+    assert stack_prefix("outspeed-token", "dev") == "outspeed-token-dev"
+    for stack in ("dev", "prod"):
+        ids = sorted(a["inputs"]["accountId"] for a in of_type(stack_runs[stack], ACCOUNT))
+        assert ids == [f"outspeed-token-{stack}-build", f"outspeed-token-{stack}-run"]
