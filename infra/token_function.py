@@ -35,19 +35,19 @@ APIS = (
     "iam.googleapis.com",
 )
 
-# What Cloud Build needs to build a gen2 function as our own build account (Google's "custom
-# build service account" guide: write build logs, read the source, push the image), each as
-# narrow as Cloud Functions allows:
+# What Cloud Build needs to build a gen2 function as our own build account. Google documents, for
+# the build service account of a Cloud Run function ("Configure the build service account",
+# cloud.google.com/run/docs/configuring/services/build-service-account): Logs Writer, Artifact
+# Registry Writer, and Storage Object Admin "for retrieving the function source from the Cloud
+# Storage bucket". No Google page we found says a narrower storage role is enough, so we grant the
+# documented one (issue 21 #8; the earlier objectViewer was never tried on a real build):
 # - push: roles/artifactregistry.writer on this stack's own image repository only (passed to
 #   the function as build_config.docker_repository), not project-wide.
-# - read the source: still PROJECT-WIDE, but read-only (objectViewer, down from the guide's
-#   objectAdmin: gen2 images go to Artifact Registry, so nothing is written to Cloud Storage).
-#   The build does not read our source bucket: Cloud Functions copies the zip into its own
-#   gcf-v2-sources-<project-number>-<region> bucket and the build fetches it from there. That
-#   bucket is created by the first function deploy, which starts the build at once, so no
-#   bucket-level grant can exist before the first build needs it.
+# - the source: roles/storage.objectAdmin, PROJECT-WIDE: the build reads the zip from Cloud
+#   Functions' own gcf-v2-sources-<project-number>-<region> bucket, which the first function
+#   deploy creates and builds from at once, so no bucket-level grant can exist before it is needed.
 # - logs: roles/logging.logWriter is PROJECT-WIDE: log writing has no narrower resource.
-BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/storage.objectViewer")
+BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/storage.objectAdmin")
 BUILD_REPOSITORY_ROLE = "roles/artifactregistry.writer"
 
 

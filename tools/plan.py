@@ -289,7 +289,9 @@ def summarize(resource: dict[str, Any]) -> str:
     if kind == "gcp:secretmanager/secret:Secret":
         return f"secret {i.get('secretId')}"
     if kind == "time:index/sleep:Sleep":
-        return f"wait {i.get('createDuration')} on create (IAM grants take effect before the first build)"
+        why = ("new log-based metrics become known to Monitoring before the alert policies" if i.get("triggers")
+               else "IAM grants take effect before the first build")
+        return f"wait {i.get('createDuration')} on create ({why})"
     if kind == "gcp:secretmanager/secretVersion:SecretVersion":
         return f"data {_secret_text(i.get('secretData'))}"
     if kind == "gcp:storage/bucket:Bucket":

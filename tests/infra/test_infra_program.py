@@ -75,13 +75,12 @@ def test_runtime_and_build_accounts_are_separate_and_used(stack_runs, stack):
     fn = one(run, FUNCTION)["inputs"]
     assert fn["serviceConfig"]["serviceAccountEmail"] == email(runtime)
     assert fn["buildConfig"]["serviceAccount"] == f"projects/{PLACEHOLDER_PROJECT}/serviceAccounts/{email(build)}"
-    # Project-wide, only what has no narrower scope, read-only where possible; the runtime
-    # account gets no project-wide role at all.
+    # Project-wide, only what has no narrower scope, and the storage role Google documents for a
+    # function's build account (issue 21 #8); the runtime account gets no project-wide role at all.
     grants = of_type(run, PROJECT_IAM)
-    assert {g["inputs"]["role"] for g in grants} == {"roles/logging.logWriter", "roles/storage.objectViewer"}
+    assert {g["inputs"]["role"] for g in grants} == {"roles/logging.logWriter", "roles/storage.objectAdmin"}
     assert {g["inputs"]["member"] for g in grants} == {f"serviceAccount:{email(build)}"}
-    assert not any(g["inputs"]["role"] in ("roles/storage.objectAdmin", "roles/artifactregistry.writer")
-                   for g in grants)
+    assert not any(g["inputs"]["role"] == "roles/artifactregistry.writer" for g in grants)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -100,7 +99,7 @@ def test_build_pushes_only_to_the_stacks_own_repository(stack_runs, stack):
                                 "member": f"serviceAccount:{email(account(run, '-build'))}"}
     # The first build waits for the grant and for it to take effect.
     assert writer["urn"] in one(run, FUNCTION)["dependencies"]
-    assert writer["urn"] in one(run, "time:index/sleep:Sleep")["dependencies"]
+    assert writer["urn"] in by_name(run, "token-iam-settle")["dependencies"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -152,7 +151,7 @@ def test_required_apis_enabled_kept_on_destroy_and_awaited(stack_runs, stack):
     assert one(run, SECRET_IAM)["urn"] in fn["dependencies"]
     assert all(g["urn"] in fn["dependencies"] for g in of_type(run, PROJECT_IAM))
     # ...and in effect: the function waits on a sleep that itself waits on every grant.
-    settle = one(run, "time:index/sleep:Sleep")
+    settle = by_name(run, "token-iam-settle")
     assert settle["inputs"]["createDuration"] == "60s" and settle["urn"] in fn["dependencies"]
     assert one(run, SECRET_IAM)["urn"] in settle["dependencies"]
     assert all(g["urn"] in settle["dependencies"] for g in of_type(run, PROJECT_IAM))
