@@ -14,7 +14,7 @@ import pulumiverse_time as pulumi_time
 
 from infra.apis import ProjectApis
 from infra.settings import Settings, function_environment
-from infra.source import deployable_files, source_hash
+from infra.source import source_hash, write_zip
 
 RUNTIME = "python312"
 ENTRY_POINT = "token"
@@ -180,8 +180,8 @@ class TokenFunction(pulumi.ComponentResource):
             opts=child(),
         )
 
-        # Source: the object's name carries the content hash of function/.
-        files = deployable_files(args.source_dir)
+        # Source: the object's name carries the content hash of function/, and its bytes are a
+        # deterministic zip of the same files (infra/source.py), so an unchanged tree is no diff.
         self.source_hash = source_hash(args.source_dir)
         self.bucket = gcp.storage.Bucket(
             f"{name}-source",
@@ -196,7 +196,7 @@ class TokenFunction(pulumi.ComponentResource):
             f"{name}-source-zip",
             bucket=self.bucket.name,
             name=f"function-{self.source_hash[:20]}.zip",
-            source=pulumi.AssetArchive({rel: pulumi.FileAsset(str(Path(args.source_dir) / rel)) for rel in files}),
+            source=pulumi.FileAsset(str(write_zip(args.source_dir))),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

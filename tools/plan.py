@@ -23,6 +23,7 @@ import runpy
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -297,7 +298,8 @@ def summarize(resource: dict[str, Any]) -> str:
     if kind == "gcp:storage/bucket:Bucket":
         return f"location {i.get('location')}, public access {i.get('publicAccessPrevention')}"
     if kind == "gcp:storage/bucketObject:BucketObject":
-        files = (i.get("source") or {}).get("$archive", [])
+        source = (i.get("source") or {}).get("$asset")
+        files = zipfile.ZipFile(source).namelist() if source and Path(source).is_file() else []
         return f"object {i.get('name')} ({len(files)} files)"
     if kind == "gcp:cloudfunctionsv2/function:Function":
         b, s = i.get("buildConfig", {}), i.get("serviceConfig", {})

@@ -105,7 +105,7 @@ KINDS: dict[str, Kind] = {
     "gcp:storage/bucketObject:BucketObject": Kind(
         "storage.v1", "Object",
         outside={"bucket": "the bucket's name (URL)",
-                 "source": "the uploaded bytes (media upload), not a metadata field; test_source_archive checks them"}),
+                 "source": "the uploaded bytes (media upload), not a metadata field (test_the_uploaded_zip_is_the_same_bytes_whatever_the_checkout)"}),
     "gcp:cloudfunctionsv2/function:Function": Kind(
         "cloudfunctions.v2", "Function",
         outside={"project": PROJECT, "location": "part of the parent's name (URL)",

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from infra.source import DEFAULT_SOURCE_DIR, deployable_files, source_hash
+from infra.source import DEFAULT_SOURCE_DIR, deployable_files, source_hash, write_zip, zip_bytes
 from infra_helpers import REGION, TEST_API_KEY, by_name, of_type, one, run, stack_settings
 from tools.plan import PLACEHOLDER_PROJECT
 
@@ -163,8 +166,9 @@ def test_source_object_name_carries_the_content_hash(stack_runs, stack):
     obj = one(run, BUCKET_OBJECT)["inputs"]
     expected = f"function-{source_hash(DEFAULT_SOURCE_DIR)[:20]}.zip"
     assert obj["name"] == expected
-    assert obj["source"] == {"$archive": deployable_files(DEFAULT_SOURCE_DIR)}
-    assert "main.py" in obj["source"]["$archive"] and "requirements.txt" in obj["source"]["$archive"]
+    shipped = zipfile.ZipFile(obj["source"]["$asset"]).namelist()
+    assert shipped == deployable_files(DEFAULT_SOURCE_DIR)
+    assert "main.py" in shipped and "requirements.txt" in shipped
     storage = one(run, FUNCTION)["inputs"]["buildConfig"]["source"]["storageSource"]
     assert storage["object"] == expected and storage["bucket"] == obj["bucket"]
 
@@ -414,7 +418,8 @@ def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(t
     first = one(run("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
     again = one(run("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
     assert first["name"] == again["name"] == f"function-{clean_hash[:20]}.zip"
-    assert not any("pycache" in f or f.startswith("tests/") for f in first["source"]["$archive"])
+    assert not any("pycache" in f or f.startswith("tests/") for f in zipfile.ZipFile(first["source"]["$asset"]).namelist())
+    assert Path(first["source"]["$asset"]).read_bytes() == Path(again["source"]["$asset"]).read_bytes()
 
     main = copy / "main.py"
     main.write_text(main.read_text() + "\n# a code change\n")
@@ -456,3 +461,23 @@ def test_names_that_already_fit_are_kept(stack_runs):
     for stack in ("dev", "prod"):
         ids = sorted(a["inputs"]["accountId"] for a in of_type(stack_runs[stack], ACCOUNT))
         assert ids == [f"outspeed-token-{stack}-build", f"outspeed-token-{stack}-run"]
+
+
+def test_the_uploaded_zip_is_the_same_bytes_whatever_the_checkout(tmp_path):
+    """Issue 21 #5: the object's bytes depend only on the files' paths and contents, not on when
+    or how they were checked out, so an unchanged tree is never re-uploaded or replaced."""
+    one_checkout, other = tmp_path / "a", tmp_path / "b"
+    for copy in (one_checkout, other):
+        shutil.copytree(DEFAULT_SOURCE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for i, path in enumerate(sorted(other.rglob("*"))):  # other times and modes, another creation order
+        if path.is_file():
+            os.utime(path, (1_700_000_000 + i * 3600, 1_700_000_000 + i * 3600))
+            path.chmod(0o755 if i % 2 else 0o600)
+    assert zip_bytes(one_checkout) == zip_bytes(other) == zip_bytes(one_checkout)
+    assert write_zip(one_checkout, tmp_path / "out1").read_bytes() == write_zip(other, tmp_path / "out2").read_bytes()
+    with zipfile.ZipFile(write_zip(one_checkout, tmp_path / "out1")) as archive:
+        assert archive.namelist() == deployable_files(one_checkout)
+        assert all(archive.read(rel) == (one_checkout / rel).read_bytes() for rel in archive.namelist())
+    # ...and different contents make different bytes.
+    (other / "main.py").write_text((other / "main.py").read_text() + "\n# changed\n")
+    assert zip_bytes(one_checkout) != zip_bytes(other)
