@@ -125,7 +125,9 @@ KINDS: dict[str, Kind] = {
     "gcp:compute/globalAddress:GlobalAddress": _compute("Address"),
     "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup": _compute(
         "NetworkEndpointGroup", outside={"region": "part of the URL (regional resource)"}),
-    "gcp:compute/backendService:BackendService": _compute("BackendService"),
+    "gcp:compute/backendService:BackendService": _compute(
+        "BackendService", outside={"securityPolicy": "\"[Output Only]\" in the body: the provider attaches the policy "
+                                                     "with backendServices.setSecurityPolicy after creating the service"}),
     "gcp:compute/uRLMap:URLMap": _compute("UrlMap"),
     "gcp:compute/targetHttpProxy:TargetHttpProxy": _compute("TargetHttpProxy"),
     "gcp:compute/targetHttpsProxy:TargetHttpsProxy": _compute("TargetHttpsProxy"),
@@ -249,6 +251,47 @@ FIELD_RULES: dict[tuple[str, str, str], tuple[Rule, str]] = {
         _regex(r"projects/[^/]+/serviceAccounts/[^/]+@[^/]+"),
         "cloudfunctions.v2 BuildConfig.serviceAccount: \"The format of this field is "
         "`projects/{projectId}/serviceAccounts/{serviceAccountEmail}`\""),
+    ("monitoring.v3", "NotificationChannel", "displayName"): (
+        _length(0, 512), "monitoring.v3 NotificationChannel.displayName: \"limited to 512 Unicode characters\""),
+    ("logging.v2", "LogMetric", "description"): (
+        _length(0, 8000), "logging.v2 LogMetric.description: \"The maximum length of the description is 8000 characters.\""),
+    ("logging.v2", "LogMetric", "filter"): (
+        _length(1, 20000), "logging.v2 LogMetric.filter: \"The maximum length of the filter is 20000 characters.\""),
+    ("logging.v2", "LogMetric", "valueExtractor"): (
+        _regex(r"EXTRACT\([A-Za-z0-9_.@\"/-]+\)|REGEXP_EXTRACT\([A-Za-z0-9_.@\"/-]+, *\".*\"\)"),
+        "logging.v2 LogMetric.valueExtractor: \"Two functions are supported for value extraction: EXTRACT(field) or "
+        "REGEXP_EXTRACT(field, regex).\""),
+    ("logging.v2", "Exponential", "growthFactor"): (
+        lambda v: None if v > 1 else f"{v} is not greater than 1", "logging.v2 Exponential.growthFactor: \"Must be greater than 1.\""),
+    ("logging.v2", "Exponential", "numFiniteBuckets"): (
+        _between(1), "logging.v2 Exponential.numFiniteBuckets: \"Must be greater than 0.\""),
+    ("logging.v2", "Exponential", "scale"): (
+        lambda v: None if v > 0 else f"{v} is not greater than 0", "logging.v2 Exponential.scale: \"Must be greater than 0.\""),
+    ("compute.v1", "SecurityPolicyRule", "action"): (
+        _regex(r"allow|deny\((403|404|502)\)|rate_based_ban|redirect|throttle|fairshare"),
+        "compute.v1 SecurityPolicyRule.action: allow, deny(STATUS) (\"Valid values for `STATUS` are 403, 404, and "
+        "502\"), rate_based_ban, redirect, throttle, fairshare"),
+    ("compute.v1", "SecurityPolicyRule", "priority"): (
+        _between(0, 2147483647), "compute.v1 SecurityPolicyRule.priority: \"must be a positive value between 0 and "
+        "2147483647\""),
+    ("compute.v1", "SecurityPolicyRuleRateLimitOptions", "conformAction"): (
+        _regex("allow"), "compute.v1 SecurityPolicyRuleRateLimitOptions.conformAction: \"Valid option is \"allow\" only.\""),
+    ("compute.v1", "SecurityPolicyRuleRateLimitOptions", "exceedAction"): (
+        _regex(r"deny\((403|404|429|502)\)|redirect"),
+        "compute.v1 SecurityPolicyRuleRateLimitOptions.exceedAction: \"Valid options are `deny(STATUS)`, where valid "
+        "values for `STATUS` are 403, 404, 429, and 502, and `redirect`\""),
+    ("compute.v1", "BackendServiceLogConfig", "sampleRate"): (
+        lambda v: None if 0 <= v <= 1 else f"{v} outside [0, 1]",
+        "compute.v1 BackendServiceLogConfig.sampleRate: \"The value of the field must be in [0, 1].\""),
+    ("compute.v1", "HttpFaultAbort", "httpStatus"): (
+        _between(200, 599), "compute.v1 HttpFaultAbort.httpStatus: \"The value must be from 200 to 599 inclusive.\""),
+    ("compute.v1", "HttpFaultAbort", "percentage"): (
+        lambda v: None if 0 <= v <= 100 else f"{v} outside 0.0..100.0",
+        "compute.v1 HttpFaultAbort.percentage: \"The value must be from 0.0 to 100.0 inclusive.\""),
+    ("compute.v1", "NetworkEndpointGroupCloudRun", "service"): (
+        _all(_length(1, 63), _regex(r"[a-z]([-a-z0-9]*[a-z0-9])?")),
+        "compute.v1 NetworkEndpointGroupCloudRun.service: \"The service must be 1-63 characters long, and comply "
+        "withRFC1035.\""),
     ("storage.v1", "Bucket.iamConfiguration", "publicAccessPrevention"): (
         _regex("inherited|enforced"), "storage.v1 Bucket.iamConfiguration.publicAccessPrevention: \"The bucket's "
         "Public Access Prevention configuration. Currently, 'inherited' and 'enforced' are supported.\""),
@@ -343,6 +386,77 @@ def _tiles_within_columns(layout: dict[str, Any]) -> Optional[str]:
     return None
 
 
+def _rate_limit_options_iff_rate_action(r: dict[str, Any]) -> Optional[str]:
+    rated = r.get("action") in ("rate_based_ban", "throttle", "fairshare")
+    if rated != ("rateLimitOptions" in r):
+        return f"action {r.get('action')!r} {'without' if rated else 'with'} rateLimitOptions"
+    return None
+
+
+def _ban_options_only_for_bans(r: dict[str, Any]) -> Optional[str]:
+    options = r.get("rateLimitOptions", {})
+    if r.get("action") != "rate_based_ban" and {"banDurationSec", "banThreshold"} & set(options):
+        return f"ban settings on a {r.get('action')!r} rule"
+    return None
+
+
+def _config_iff_versioned_expr(m: dict[str, Any]) -> Optional[str]:
+    if ("versionedExpr" in m) != ("config" in m):
+        return "versionedExpr and config must come together"
+    if m.get("versionedExpr") == "SRC_IPS_V1" and not m.get("config", {}).get("srcIpRanges"):
+        return "SRC_IPS_V1 without config.srcIpRanges"
+    return None
+
+
+def _has_default_rule(p: dict[str, Any]) -> Optional[str]:
+    rules = p.get("rules")
+    if rules is None:
+        return None  # the API adds an allow-all default rule itself
+    default = [r for r in rules if r.get("priority") == 2147483647
+               and r.get("match", {}).get("config", {}).get("srcIpRanges") == ["*"]]
+    return None if default else "no default rule (priority 2147483647 matching srcIpRanges [\"*\"])"
+
+
+def _tls_profile_pairs(p: dict[str, Any]) -> Optional[str]:
+    if p.get("minTlsVersion") == "TLS_1_3" and p.get("profile") != "RESTRICTED":
+        return "minTlsVersion TLS_1_3 needs profile RESTRICTED"
+    if p.get("profile") == "FIPS_202205" and p.get("minTlsVersion") != "TLS_1_2":
+        return "profile FIPS_202205 needs minTlsVersion TLS_1_2"
+    if p.get("profile") == "CUSTOM" and not p.get("customFeatures"):
+        return "profile CUSTOM without customFeatures"
+    return None
+
+
+def _port_range_needs_port_protocol(f: dict[str, Any]) -> Optional[str]:
+    if "portRange" in f and f.get("IPProtocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+        return f"portRange with IPProtocol {f.get('IPProtocol')}"
+    return None
+
+
+def _sample_rate_needs_logging(c: dict[str, Any]) -> Optional[str]:
+    return "sampleRate without enable: true" if "sampleRate" in c and not c.get("enable") else None
+
+
+def _distribution_needs_extractor_and_buckets(m: dict[str, Any]) -> Optional[str]:
+    distribution = m.get("metricDescriptor", {}).get("valueType") == "DISTRIBUTION"
+    for field_ in ("valueExtractor", "bucketOptions"):
+        if distribution and field_ not in m:
+            return f"a DISTRIBUTION metric without {field_}"
+    return None
+
+
+def _every_label_has_an_extractor(m: dict[str, Any]) -> Optional[str]:
+    keys = {label["key"] for label in m.get("metricDescriptor", {}).get("labels", [])}
+    missing = sorted(keys - set(m.get("labelExtractors", {})))
+    return f"labels without an extractor: {missing}" if missing else None
+
+
+def _unit_only_for_numbers(d: dict[str, Any]) -> Optional[str]:
+    if "unit" in d and d.get("valueType") not in ("INT64", "DOUBLE", "DISTRIBUTION"):
+        return f"unit on a {d.get('valueType')} metric"
+    return None
+
+
 # (api, schema) -> rules over a whole object of that schema, each with its sentence.
 OBJECT_RULES: dict[tuple[str, str], list[tuple[Rule, str]]] = {
     ("monitoring.v3", "MetricThreshold"): [
@@ -364,6 +478,47 @@ OBJECT_RULES: dict[tuple[str, str], list[tuple[Rule, str]]] = {
     ],
     ("monitoring.v3", "Aggregation"): _aggregation_rules("monitoring.v3"),
     ("monitoring.v1", "Aggregation"): _aggregation_rules("monitoring.v1"),
+    ("compute.v1", "SecurityPolicyRule"): [
+        (_rate_limit_options_iff_rate_action, "compute.v1 SecurityPolicyRule.rateLimitOptions: \"Must be specified if the "
+                                              "action is \"rate_based_ban\" or \"throttle\" or \"fairshare\". Cannot be "
+                                              "specified for any other actions.\""),
+        (_ban_options_only_for_bans, "compute.v1 SecurityPolicyRuleRateLimitOptions.banDurationSec/banThreshold: \"Can "
+                                     "only be specified if the action for the rule is \"rate_based_ban\".\""),
+    ],
+    ("compute.v1", "SecurityPolicyRuleMatcher"): [
+        (_config_iff_versioned_expr, "compute.v1 SecurityPolicyRuleMatcher.config: \"must be specified if versioned_expr "
+                                     "is specified and cannot be specified if versioned_expr is not specified\"; "
+                                     "versionedExpr: \"SRC_IPS_V1 - must specify the corresponding src_ip_range field\""),
+    ],
+    ("compute.v1", "SecurityPolicy"): [
+        (_has_default_rule, "compute.v1 SecurityPolicy.rules: \"There must always be a default rule which is a rule with "
+                            "priority 2147483647 and match all condition\""),
+    ],
+    ("compute.v1", "SslPolicy"): [
+        (_tls_profile_pairs, "compute.v1 SslPolicy.minTlsVersion: \"When set to TLS_1_3, the profile field must be set "
+                             "to RESTRICTED.\"; profile: \"If using CUSTOM, the set of SSL features to enable must be "
+                             "specified in the customFeatures field. If using FIPS_202205, the min_tls_version field must "
+                             "be set to TLS_1_2.\""),
+    ],
+    ("compute.v1", "ForwardingRule"): [
+        (_port_range_needs_port_protocol, "compute.v1 ForwardingRule.portRange: \"It requires that the forwarding rule "
+                                          "IPProtocol be TCP, UDP, or SCTP\""),
+    ],
+    ("compute.v1", "BackendServiceLogConfig"): [
+        (_sample_rate_needs_logging, "compute.v1 BackendServiceLogConfig.sampleRate: \"This field can only be specified "
+                                     "if logging is enabled for this backend service.\""),
+    ],
+    ("logging.v2", "LogMetric"): [
+        (_distribution_needs_extractor_and_buckets, "logging.v2 LogMetric.valueExtractor: \"required when using a "
+                                                    "distribution logs-based metric\"; bucketOptions: \"required when the "
+                                                    "logs-based metric is using a DISTRIBUTION value type\""),
+        (_every_label_has_an_extractor, "logging.v2 LogMetric.labelExtractors: \"Each label key specified in the "
+                                        "LabelDescriptor must have an associated extractor expression in this map.\""),
+    ],
+    ("logging.v2", "MetricDescriptor"): [
+        (_unit_only_for_numbers, "logging.v2 MetricDescriptor.unit: \"It is only applicable if the value_type is INT64, "
+                                 "DOUBLE, or DISTRIBUTION.\""),
+    ],
     ("monitoring.v1", "MosaicLayout"): [
         (_tiles_within_columns, "monitoring.v1 Tile.xPos: \"Tiles must be contained within the specified number of "
                                 "columns.\""),
@@ -425,6 +580,14 @@ def _schema(api: str, name: str) -> dict[str, Any]:
     return document(api)["schemas"][name]
 
 
+def _apply(rule: Rule, value: Any) -> Optional[str]:
+    """A rule's verdict; a value too malformed to judge is a violation too, never a pass."""
+    try:
+        return rule(value)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        return f"cannot apply the rule to {value!r} ({type(exc).__name__}: {exc})"
+
+
 def walk(api: str, spec: dict[str, Any], value: Any, where: str, report: Report,
          schema_name: Optional[str] = None, prop: Optional[tuple[str, str]] = None) -> None:
     """Check `value` against a discovery schema node; `prop` = (schema, property) it sits in."""
@@ -438,12 +601,12 @@ def walk(api: str, spec: dict[str, Any], value: Any, where: str, report: Report,
         report.unchecked.append(f"{where}: unknown at plan time under mocks")
         return
     report.checked_fields += 1
-    if spec.get("readOnly"):
+    if spec.get("readOnly") or spec.get("description", "").startswith("[Output Only]"):
         report.violations.append(f"{where}: output-only field set ({api} {prop[0] if prop else ''}.{prop[1] if prop else ''})")
     if prop:
         rule = FIELD_RULES.get((api, *prop))
         if rule:
-            problem = rule[0](value)
+            problem = _apply(rule[0], value)
             if problem:
                 report.violations.append(f"{where}: {problem} [{rule[1]}]")
     kind = spec.get("type")
@@ -459,7 +622,7 @@ def walk(api: str, spec: dict[str, Any], value: Any, where: str, report: Report,
             walk(api, child, item, f"{where}.{key}", report, prop=(schema_name, key),
                  schema_name=None if "$ref" in child else f"{schema_name}.{key}")
         for rule, citation in OBJECT_RULES.get((api, schema_name), []):
-            problem = rule(value)
+            problem = _apply(rule, value)
             if problem:
                 report.violations.append(f"{where}: {problem} [{citation}]")
     elif kind == "object":  # a map
@@ -562,7 +725,7 @@ def check_resource(resource: dict[str, Any], report: Report) -> None:
         return
     for key, (rule, citation) in PARAM_RULES.get(typ, {}).items():
         if key in inputs:
-            problem = rule(inputs[key])
+            problem = _apply(rule, inputs[key])
             if problem:
                 report.violations.append(f"{where}.{key}: {problem} [{citation}]")
     for key, (api, schema) in kind.json_strings.items():
@@ -584,8 +747,37 @@ def check_resource(resource: dict[str, Any], report: Report) -> None:
     walk(kind.api, _schema(kind.api, kind.schema), body, where, report, schema_name=kind.schema)
 
 
+def _https_redirect_only_behind_http_proxies(run: dict[str, Any]) -> list[str]:
+    """compute.v1 HttpRedirectAction.httpsRedirect: "This must only be set for URL maps used in
+    TargetHttpProxys. Setting this true for TargetHttpsProxy is not permitted." (across resources)"""
+    def redirects(inputs: dict[str, Any]) -> bool:
+        blocks = [inputs.get("defaultUrlRedirect") or {}]
+        blocks += [m.get("defaultUrlRedirect") or {} for m in inputs.get("pathMatchers", [])]
+        return any(b.get("httpsRedirect") for b in blocks)
+
+    maps = {r["inputs"].get("name"): r for r in run["resources"] if r["type"] == "gcp:compute/uRLMap:URLMap"}
+    problems = []
+    for r in run["resources"]:
+        if r["type"] == "gcp:compute/targetHttpsProxy:TargetHttpsProxy":
+            used = maps.get(str(r["inputs"].get("urlMap", "")).rsplit("/", 1)[-1])
+            if used is not None and redirects(used["inputs"]):
+                problems.append(f"{r['name']}: URL map {used['name']} sets httpsRedirect behind a TargetHttpsProxy "
+                                f"[{RUN_RULES[0][1]}]")
+    return problems
+
+
+# Rules across resources: (function over the whole run, sentence).
+RUN_RULES: list[tuple[Callable[[dict[str, Any]], list[str]], str]] = [
+    (_https_redirect_only_behind_http_proxies, "compute.v1 HttpRedirectAction.httpsRedirect: \"This must only be set "
+                                               "for URL maps used inTargetHttpProxys. Setting this true forTargetHttpsProxy "
+                                               "is not permitted.\""),
+]
+
+
 def check_run(run: dict[str, Any]) -> Report:
     report = Report()
     for resource in run["resources"]:
         check_resource(resource, report)
+    for rule, _ in RUN_RULES:
+        report.violations += rule(run)
     return report

@@ -205,6 +205,10 @@ def test_dashboard_columns_and_json_are_checked():
     assert any("not JSON" in p for p in _violations(broken))
 
 
+_ALL = {"versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["*"]}}
+_DEFAULT_RULE = {"priority": 2147483647, "action": "allow", "match": _ALL}
+
+
 @pytest.mark.parametrize("typ,inputs,phrase", [
     ("gcp:serviceaccount/account:Account", {"project": "p", "accountId": "outspeed-token-a-very-long-stack-run"}, "6-30"),
     ("gcp:serviceaccount/account:Account", {"project": "p", "accountId": "abc"}, "6-30"),
@@ -236,6 +240,46 @@ def test_dashboard_columns_and_json_are_checked():
     ("gcp:storage/bucket:Bucket", {"project": "p", "location": "US", "publicAccessPrevention": "on"}, "does not match"),
     ("gcp:redis/instance:Instance", {"project": "p", "region": "r", "name": "Quota"}, "does not match"),
     ("gcp:example/unknown:Thing", {"a": 1}, "no API mapping"),
+    ("gcp:compute/backendService:BackendService", {"project": "p", "name": "b", "selfLink": "x"}, "output-only"),
+    ("gcp:compute/securityPolicy:SecurityPolicy", {"project": "p", "name": "armor", "rules": [
+        {"priority": 1000, "action": "deny(429)", "match": {"expr": {"expression": "true"}}}, _DEFAULT_RULE]}, "403, 404"),
+    ("gcp:compute/securityPolicy:SecurityPolicy", {"project": "p", "name": "armor", "rules": [
+        {"priority": 2000, "action": "rate_based_ban", "match": _ALL}, _DEFAULT_RULE]}, "without rateLimitOptions"),
+    ("gcp:compute/securityPolicy:SecurityPolicy", {"project": "p", "name": "armor", "rules": [
+        {"priority": 2000, "action": "throttle", "match": _ALL, "rateLimitOptions": {
+            "conformAction": "allow", "exceedAction": "deny(429)", "banDurationSec": 60,
+            "rateLimitThreshold": {"count": 1, "intervalSec": 60}}}, _DEFAULT_RULE]}, "ban settings"),
+    ("gcp:compute/securityPolicy:SecurityPolicy", {"project": "p", "name": "armor", "rules": [
+        {"priority": 2000, "action": "rate_based_ban", "match": _ALL, "rateLimitOptions": {
+            "conformAction": "deny(403)", "exceedAction": "deny(500)"}}, _DEFAULT_RULE]}, "allow"),
+    ("gcp:compute/securityPolicy:SecurityPolicy", {"project": "p", "name": "armor", "rules": [
+        {"priority": 1000, "action": "allow", "match": {"versionedExpr": "SRC_IPS_V1"}}, _DEFAULT_RULE]}, "come together"),
+    ("gcp:compute/securityPolicy:SecurityPolicy", {"project": "p", "name": "armor", "rules": [
+        {"priority": 1000, "action": "allow", "match": _ALL}]}, "no default rule"),
+    ("gcp:compute/sSLPolicy:SSLPolicy", {"project": "p", "name": "tls", "profile": "MODERN", "minTlsVersion": "TLS_1_3"},
+     "RESTRICTED"),
+    ("gcp:compute/globalForwardingRule:GlobalForwardingRule", {"project": "p", "name": "fr", "portRange": "443",
+                                                               "ipProtocol": "ICMP"}, "portRange with"),
+    ("gcp:compute/backendService:BackendService", {"project": "p", "name": "b", "logConfig": {"sampleRate": 1}},
+     "without enable"),
+    ("gcp:compute/backendService:BackendService", {"project": "p", "name": "b", "logConfig": {"enable": True,
+                                                                                             "sampleRate": 2}}, "[0, 1]"),
+    ("gcp:compute/uRLMap:URLMap", {"project": "p", "name": "u", "defaultRouteAction": {"faultInjectionPolicy": {
+        "abort": {"httpStatus": 600, "percentage": 100}}}}, "200..599"),
+    ("gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup",
+     {"project": "p", "region": "r", "name": "neg", "cloudRun": {"service": "Token_Fn"}}, "does not match"),
+    ("gcp:logging/metric:Metric", {"project": "p", "name": "m", "filter": "f", "metricDescriptor": {
+        "metricKind": "DELTA", "valueType": "DISTRIBUTION"}, "valueExtractor": "EXTRACT(jsonPayload.x)"}, "bucketOptions"),
+    ("gcp:logging/metric:Metric", {"project": "p", "name": "m", "filter": "f", "metricDescriptor": {
+        "metricKind": "DELTA", "valueType": "INT64", "labels": [{"key": "code"}]}}, "without an extractor"),
+    ("gcp:logging/metric:Metric", {"project": "p", "name": "m", "filter": "f", "valueExtractor": "jsonPayload.x"},
+     "does not match"),
+    ("gcp:logging/metric:Metric", {"project": "p", "name": "m", "filter": "f", "bucketOptions": {
+        "exponentialBuckets": {"numFiniteBuckets": 0, "growthFactor": 1, "scale": 0}}}, "greater than 1"),
+    ("gcp:logging/metric:Metric", {"project": "p", "name": "m", "filter": "f", "metricDescriptor": {
+        "metricKind": "DELTA", "valueType": "BOOL", "unit": "1"}}, "unit on a BOOL"),
+    ("gcp:monitoring/notificationChannel:NotificationChannel", {"project": "p", "type": "email",
+                                                                "displayName": "x" * 513}, "512"),
 ])
 def test_each_resource_rule_reports_a_violating_input(typ, inputs, phrase):
     problems = _violations(_resource(typ, inputs))
@@ -249,3 +293,13 @@ def test_a_field_the_mapping_does_not_know_is_reported_not_skipped():
     problems = _violations(_resource("gcp:projects/service:Service", {"project": "p", "service": "a.googleapis.com",
                                                                       "extra": True}))
     assert any("extra: not mapped" in p for p in problems), problems
+
+
+def test_an_https_redirect_behind_the_https_proxy_is_reported(variant_runs):
+    """A rule across resources: the :80 redirect map must hang only off the HTTP proxy."""
+    prod = copy.deepcopy(variant_runs["prod"])
+    assert c._https_redirect_only_behind_http_proxies(prod) == []
+    https_proxy = next(r for r in prod["resources"] if r["type"] == "gcp:compute/targetHttpsProxy:TargetHttpsProxy")
+    redirect = next(r for r in prod["resources"] if r["name"] == "edge-http-redirect")
+    https_proxy["inputs"]["urlMap"] = f"projects/p/urlmaps/{redirect['inputs']['name']}"
+    assert any("httpsRedirect behind a TargetHttpsProxy" in p for p in c.check_run(prod).violations)
