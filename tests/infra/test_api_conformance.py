@@ -62,6 +62,8 @@ def test_the_mapping_names_real_documents_schemas_and_fields():
         node = c.document(api)["schemas"][schema.split(".")[0]]
         for part in [*schema.split(".")[1:], prop]:
             node = node["properties"][part]
+    for (api, schema, prop) in c.NOT_ENCODED:
+        assert prop in c.document(api)["schemas"][schema]["properties"], (api, schema, prop)
     for (api, schema) in c.OBJECT_RULES:
         assert schema in c.document(api)["schemas"], (api, schema)
 
@@ -278,6 +280,10 @@ _DEFAULT_RULE = {"priority": 2147483647, "action": "allow", "match": _ALL}
         "exponentialBuckets": {"numFiniteBuckets": 0, "growthFactor": 1, "scale": 0}}}, "greater than 1"),
     ("gcp:logging/metric:Metric", {"project": "p", "name": "m", "filter": "f", "metricDescriptor": {
         "metricKind": "DELTA", "valueType": "BOOL", "unit": "1"}}, "unit on a BOOL"),
+    ("gcp:cloudfunctionsv2/function:Function", {"project": "p", "location": "l", "name": "token", "serviceConfig": {
+        "directVpcNetworkInterface": [{"network": "a"}, {"network": "b"}]}}, "at most 1"),
+    ("gcp:cloudfunctionsv2/function:Function", {"project": "p", "location": "l", "name": "token", "buildConfig": {
+        "build": "projects/p/locations/l/builds/1"}}, "output-only"),
     ("gcp:monitoring/notificationChannel:NotificationChannel", {"project": "p", "type": "email",
                                                                 "displayName": "x" * 513}, "512"),
 ])
