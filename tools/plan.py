@@ -395,7 +395,8 @@ def alert_lines(inputs: dict[str, Any]) -> list[str]:
         window = ", ".join(a.get("alignmentPeriod", "") for a in t.get("aggregations", []))
         op = {"COMPARISON_GT": ">", "COMPARISON_LT": "<"}.get(t.get("comparison"), t.get("comparison"))
         ratio = " (ratio to denominator)" if t.get("denominatorFilter") else ""
-        lines.append(f"when {condition.get('displayName')}: value {op} {t.get('thresholdValue')}{ratio} per {window}")
+        held = f", held {t['duration']}" if t.get("duration") not in (None, "0s") else ""
+        lines.append(f"when {condition.get('displayName')}: value {op} {t.get('thresholdValue')}{ratio} per {window}{held}")
         lines.append(f"  filter {t.get('filter')}")
         if t.get("denominatorFilter"):
             lines.append(f"  denominator {t.get('denominatorFilter')}")

@@ -261,7 +261,7 @@ def test_make_plan_prints_each_alert_with_condition_threshold_and_channels():
     for title, severity in [("Outspeed key rejected", "CRITICAL"), ("Outspeed failing", "ERROR"),
                             ("Token function failing", "ERROR"), (SPEND, "WARNING"), (ARMOR, "WARNING")]:
         assert f"outspeed-token-prod: {title} [{severity}]" in out
-    assert "when any upstream_auth_failed in 5 min: value > 0 per 300s" in out
+    assert "when any upstream_auth_failed in 5 min: value > 0 per 300s, held 60s" in out
     assert "when upstream failures above 0.1 of calls over 10 min: value > 0.1 (ratio to denominator) per 600s" in out
     assert "when more than 1000 keys minted in 60 min: value > 1000 per 3600s" in out
     assert out.count("fires only while ALL of these hold at once:") == 1  # under the ratio alert only
