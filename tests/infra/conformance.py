@@ -109,6 +109,7 @@ KINDS: dict[str, Kind] = {
                            "(tests/infra/test_infra_program.py checks the zip is deterministic)"}),
     "gcp:cloudfunctionsv2/function:Function": Kind(
         "cloudfunctions.v2", "Function",
+        renames={"serviceConfig.directVpcNetworkInterfaces": "serviceConfig.directVpcNetworkInterface"},
         outside={"project": PROJECT, "location": "part of the parent's name (URL)",
                  "name": "query parameter functionId (PARAM_RULES checks it)"}),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _binding("run.v2", "GoogleIamV1Binding", "location", "name"),

@@ -281,7 +281,9 @@ _DEFAULT_RULE = {"priority": 2147483647, "action": "allow", "match": _ALL}
     ("gcp:logging/metric:Metric", {"project": "p", "name": "m", "filter": "f", "metricDescriptor": {
         "metricKind": "DELTA", "valueType": "BOOL", "unit": "1"}}, "unit on a BOOL"),
     ("gcp:cloudfunctionsv2/function:Function", {"project": "p", "location": "l", "name": "token", "serviceConfig": {
-        "directVpcNetworkInterface": [{"network": "a"}, {"network": "b"}]}}, "at most 1"),
+        "directVpcNetworkInterfaces": [{"network": "a"}, {"network": "b"}]}}, "at most 1"),
+    ("gcp:cloudfunctionsv2/function:Function", {"project": "p", "location": "l", "name": "token", "serviceConfig": {
+        "directVpcNetworkInterfaces": [{"network": "a", "subnet": "b"}]}}, "no such field"),
     ("gcp:cloudfunctionsv2/function:Function", {"project": "p", "location": "l", "name": "token", "buildConfig": {
         "build": "projects/p/locations/l/builds/1"}}, "output-only"),
     ("gcp:monitoring/notificationChannel:NotificationChannel", {"project": "p", "type": "email",
