@@ -60,6 +60,7 @@ class Kind:
     renames: dict[str, str] = field(default_factory=dict)  # pulumi input path -> API path ("x[]": wrap in a list)
     outside: dict[str, str] = field(default_factory=dict)  # pulumi input path -> why it is not a body field
     json_strings: dict[str, tuple[str, str]] = field(default_factory=dict)  # input -> (api, schema) of its JSON
+    reshape: dict[str, Callable[[Any], Any]] = field(default_factory=dict)  # pulumi input path -> API value
 
 
 def _binding(api: str, schema: str, *resource: str) -> Kind:
@@ -93,6 +94,9 @@ KINDS: dict[str, Kind] = {
     "gcp:secretmanager/secretIamMember:SecretIamMember": _binding("secretmanager.v1", "Binding", "secretId"),
     "gcp:artifactregistry/repository:Repository": Kind(
         "artifactregistry.v1", "Repository",
+        # pulumi-gcp lists the policies, each with its id; the API keys a map by that id.
+        reshape={"cleanupPolicies": lambda v: {p.get("id"): {k: x for k, x in p.items() if k != "id"} | {"id": p.get("id")}
+                                               for p in v} if isinstance(v, list) else v},
         outside={"project": PROJECT, "location": "part of the parent's name (URL)",
                  "repositoryId": "query parameter repositoryId: the API states no rule for it in its description"}),
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": _binding(
@@ -722,6 +726,8 @@ def api_shape(kind: Kind, inputs: dict[str, Any], where: str, report: Report) ->
     def visit(node: dict[str, Any], prefix: str, target: dict[str, Any]) -> None:
         for key, value in node.items():
             path = f"{prefix}{key}"
+            if path in kind.reshape:
+                value = kind.reshape[path](value)
             if path in kind.outside:
                 report.unchecked.append(f"{where}.{path}: {kind.outside[path]}")
             elif path in kind.renames:

@@ -294,6 +294,14 @@ def test_each_resource_rule_reports_a_violating_input(typ, inputs, phrase):
     assert any(phrase in p for p in problems), problems
 
 
+def test_repository_cleanup_policies_are_checked_as_the_apis_map():
+    policy = {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 5}}
+    repo = {"project": "p", "location": "l", "repositoryId": "r", "format": "DOCKER", "cleanupPolicies": [policy]}
+    assert _violations(_resource("gcp:artifactregistry/repository:Repository", repo)) == []
+    repo["cleanupPolicies"] = [{**policy, "action": "PURGE"}]
+    assert any("is not one of" in p for p in _violations(_resource("gcp:artifactregistry/repository:Repository", repo)))
+
+
 def test_a_field_the_mapping_does_not_know_is_reported_not_skipped():
     problems = _violations(_resource("gcp:storage/bucket:Bucket", {"project": "p", "location": "US",
                                                                    "softDeletePolicyX": {"retention": 0}}))
