@@ -14,7 +14,7 @@ from infra.edge import Edge, EdgeArgs
 from infra.monitoring import Monitoring, MonitoringArgs, logs_url
 from infra.settings import ConfigError, parse
 from infra.source import DEFAULT_SOURCE_DIR
-from infra.token_function import TokenFunction, TokenFunctionArgs, physical_name
+from infra.token_function import TokenFunction, TokenFunctionArgs, stack_prefix
 
 config = pulumi.Config()
 # Raises ConfigError: preview fails with one clear message. is_secret: quotas.redisUrl must be one;
@@ -30,7 +30,7 @@ region = gcp.config.region
 if not region:
     raise ConfigError("gcp:region", "is not set", "pulumi config set gcp:region us-central1")
 
-prefix = physical_name(pulumi.get_project(), pulumi.get_stack(), max_len=40)
+prefix = stack_prefix(pulumi.get_project(), pulumi.get_stack())
 # Only tests and `make plan` point this elsewhere (to hash a modified copy of function/).
 source_dir = Path(os.environ.get("OUTSPEED_TOKEN_FUNCTION_DIR") or DEFAULT_SOURCE_DIR)
 

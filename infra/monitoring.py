@@ -37,6 +37,18 @@ from infra.settings import DEFAULTS, PROJECT, ConfigError, _bool, _int, _json, _
 MONITORING_APIS = ("logging.googleapis.com", "monitoring.googleapis.com")
 FIELDS = DEFAULTS["monitoring"]  # the declared default object (Pulumi.yaml mirrors it)
 MAX_WINDOW_MINUTES = 1440  # alignment periods of alert conditions stay within a day
+# A condition must hold for ALERT_DURATION before it opens an incident: evaluationMissingData needs
+# a duration of at least 60 s (monitoring.v3 MetricThreshold: "To use this control, the value of the
+# duration field must be greater than or equal to 60 seconds"; "0s" is refused with a 400). A burst
+# of failures keeps a window's sum above the threshold for one alignment period, so the window must
+# be longer than the duration, by a minute of evaluation slack, or a lone burst would never page.
+ALERT_DURATION_SECONDS = 60
+MIN_WINDOW_MINUTES = 2
+# New log-based metrics are unknown to Monitoring for a while: creating a policy on one answers 404
+# "Cannot find metric(s) ... it could take up to 10 minutes to become available" and the provider
+# does not retry (hashicorp/terraform-provider-google#11102). Policies wait this long after their
+# metrics are created (again only when a metric is created anew).
+METRICS_SETTLE = "600s"
 MAX_ALERT_EMAILS = 20
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
@@ -159,9 +171,10 @@ def parse_monitoring(raw: Any) -> MonitoringSettings:
         mints_per_hour_alert=_int("monitoring.mintsPerHourAlert", get("mintsPerHourAlert"), 0, 10_000_000),
         upstream_error_ratio=_ratio("monitoring.upstreamErrorRatio", get("upstreamErrorRatio")),
         upstream_error_window_minutes=_int("monitoring.upstreamErrorWindowMinutes", get("upstreamErrorWindowMinutes"),
-                                           1, MAX_WINDOW_MINUTES),
+                                           MIN_WINDOW_MINUTES, MAX_WINDOW_MINUTES),
         upstream_min_calls=_int("monitoring.upstreamMinCalls", get("upstreamMinCalls"), 0, 1_000_000),
-        alert_window_minutes=_int("monitoring.alertWindowMinutes", get("alertWindowMinutes"), 1, MAX_WINDOW_MINUTES),
+        alert_window_minutes=_int("monitoring.alertWindowMinutes", get("alertWindowMinutes"), MIN_WINDOW_MINUTES,
+                                  MAX_WINDOW_MINUTES),
         armor_denials_per_minute_alert=_int("monitoring.armorDenialsPerMinuteAlert",
                                             get("armorDenialsPerMinuteAlert"), 0, 1_000_000),
         runbook_url=runbook.strip().rstrip("/"),
@@ -231,11 +244,10 @@ def quota_filter(quota_metric: str, quotas: Sequence[str]) -> str:
 
 
 def armor_metric_filter(armor_metric: str) -> str:
-    # metric.type only, which the API allows ("must specify the metric type and optionally may
-    # contain restrictions on resource type", AlertPolicy MetricThreshold.filter): the resource a
-    # load-balancer entry's points land on (the entry's http_load_balancer, as far as public
-    # configs show) then cannot silently empty the alert, and the metric name selects the policy.
-    return f'metric.type="{metric_type(armor_metric)}"'
+    # An alert filter "must specify the metric type and the resource type" (monitoring.v3
+    # MetricThreshold.filter; without resource.type the API answers 400). A log-based metric's
+    # points carry the log entry's resource: the load balancer's request log is http_load_balancer.
+    return f'metric.type="{metric_type(armor_metric)}" AND resource.type="http_load_balancer"'
 
 
 def _sum(window_seconds: int, group_by: Sequence[str] = ()) -> dict[str, Any]:
@@ -482,7 +494,10 @@ def dashboard(title: str, service_name: str, requests_metric: str, latency_metri
         widgets.append(_chart("Global budget refusals and quota store failures per second",
                               [_series(quota_filter(quota_metric, (QUOTA_GLOBAL, *QUOTA_STORE_FAILED)), COUNT_ALIGNER,
                                        "REDUCE_SUM", ["metric.label.quota"], "STACKED_BAR")], "requests/s"))
-    tiles = [{"xPos": (i % 2) * 24, "yPos": (i // 2) * 16, "width": 24, "height": 16, "widget": widget}
+    # Zero positions are left out: the API omits zero-valued fields when it reads a dashboard back,
+    # so a written 0 would show as a diff on every `pulumi up` (terraform-provider-google#7242).
+    tiles = [{**({"xPos": (i % 2) * 24} if i % 2 else {}), **({"yPos": (i // 2) * 16} if i // 2 else {}),
+              "width": 24, "height": 16, "widget": widget}
              for i, widget in enumerate(widgets)]
     return {"displayName": title, "mosaicLayout": {"columns": 48, "tiles": tiles}}
 
@@ -561,6 +576,7 @@ class Monitoring(pulumi.ComponentResource):
         # Imported here, not at the top: infra.settings imports this module for parse_monitoring
         # and stays free of pulumi_gcp (local tools read config without it).
         import pulumi_gcp as gcp
+        import pulumiverse_time as pulumi_time
         from infra.apis import ProjectApis
 
         m, project, prefix = args.settings, args.project, args.prefix
@@ -614,6 +630,12 @@ class Monitoring(pulumi.ComponentResource):
         all_specs = names.apply(lambda n: alert_specs(m, n[0], n[1], n[2], n[3]))
         # The set of policies depends only on settings (known at plan time); the filters fill in.
         keys = [s.key for s in alert_specs(m, "-", "-", "-" if with_edge else None, "-" if args.quotas else None)]
+        metrics_settled = pulumi_time.Sleep(
+            f"{name}-metrics-settle",
+            create_duration=METRICS_SETTLE,
+            triggers={suffix: metric.name for suffix, metric in self.metrics.items()},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.metrics.values())),
+        )
         self.alerts: dict[str, Any] = {}
         for key in keys:
             spec = all_specs.apply(lambda specs, key=key: next(s for s in specs if s.key == key))
@@ -633,7 +655,7 @@ class Monitoring(pulumi.ComponentResource):
                                **({"links": links} if links else {})},
                 alert_strategy={"auto_close": "1800s"},
                 user_labels={"deployment": prefix},
-                opts=child(*self.metrics.values()),
+                opts=child(metrics_settled, *self.metrics.values()),
             )
 
         board = pulumi.Output.all(args.service_name, self.metrics["requests"].name, self.metrics["latency"].name,
@@ -655,5 +677,5 @@ def _condition(c: dict[str, Any]) -> dict[str, Any]:
     # Log-based counts have no points while nothing happens: missing data counts as "fine", so an
     # incident closes once the failures stop instead of waiting out auto-close.
     threshold = {k: v for k, v in c.items() if k != "display_name"}
-    threshold.update(duration="0s", evaluation_missing_data="EVALUATION_MISSING_DATA_INACTIVE")
+    threshold.update(duration=f"{ALERT_DURATION_SECONDS}s", evaluation_missing_data="EVALUATION_MISSING_DATA_INACTIVE")
     return {"display_name": c["display_name"], "condition_threshold": threshold}

@@ -3,10 +3,18 @@
 The hash goes into the uploaded object's name, so a code change yields a new object (and a
 redeploy) while an unchanged tree keeps the same name (and no update). Bytecode caches and
 tests never ship and never affect the hash.
+
+The zip itself is built here, byte for byte a function of the files' paths and contents (sorted
+entries, fixed timestamps and modes, no compression, so not even the zlib version matters): an
+engine-built archive may differ between runs and machines, and a BucketObject whose source
+bytes change is replaced on every `up` (pulumi-gcp #3146).
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
+import zipfile
 from pathlib import Path
 
 DEFAULT_SOURCE_DIR = Path(__file__).resolve().parent.parent / "function"
@@ -59,3 +67,34 @@ def function_module(name: str, source_dir: Path = DEFAULT_SOURCE_DIR):
             del sys.modules[qualified]
             raise
     return sys.modules[qualified]
+
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
+
+
+def zip_bytes(source_dir: Path) -> bytes:
+    """The deployable files as a zip whose bytes depend only on their paths and contents."""
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for rel in deployable_files(source_dir):
+            info = zipfile.ZipInfo(rel, date_time=_EPOCH)
+            info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--, whatever the checkout says
+            info.create_system = 3  # unix, on every platform
+            archive.writestr(info, (Path(source_dir) / rel).read_bytes(), compress_type=zipfile.ZIP_STORED)
+    return buffer.getvalue()
+
+
+def write_zip(source_dir: Path, directory: Path | None = None) -> Path:
+    """zip_bytes written to <directory>/function-<hash>.zip (atomically; same tree, same file)."""
+    directory = Path(directory or Path(tempfile.gettempdir()) / "outspeed-token")
+    directory.mkdir(parents=True, exist_ok=True)
+    data = zip_bytes(source_dir)
+    path = directory / f"function-{hashlib.sha256(data).hexdigest()[:20]}.zip"
+    if not path.is_file() or path.read_bytes() != data:
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".part")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    return path

@@ -3,6 +3,7 @@ with what it needs: its APIs, runtime and build accounts and their grants, the s
 pinned), the stack's own image repository, the source bucket, and the public invoker grant."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import pulumiverse_time as pulumi_time
 from infra.apis import ProjectApis
 from infra.quota_store import CA_ENV, URL_ENV, QuotaStore, QuotaStoreArgs
 from infra.settings import Settings, function_environment
-from infra.source import deployable_files, source_hash
+from infra.source import source_hash, write_zip
 
 RUNTIME = "python312"
 ENTRY_POINT = "token"
@@ -39,19 +40,19 @@ APIS = (
     "iam.googleapis.com",
 )
 
-# What Cloud Build needs to build a gen2 function as our own build account (Google's "custom
-# build service account" guide: write build logs, read the source, push the image), each as
-# narrow as Cloud Functions allows:
+# What Cloud Build needs to build a gen2 function as our own build account. Google documents, for
+# the build service account of a Cloud Run function ("Configure the build service account",
+# cloud.google.com/run/docs/configuring/services/build-service-account): Logs Writer, Artifact
+# Registry Writer, and Storage Object Admin "for retrieving the function source from the Cloud
+# Storage bucket". No Google page we found says a narrower storage role is enough, so we grant the
+# documented one (issue 21 #8; the earlier objectViewer was never tried on a real build):
 # - push: roles/artifactregistry.writer on this stack's own image repository only (passed to
 #   the function as build_config.docker_repository), not project-wide.
-# - read the source: still PROJECT-WIDE, but read-only (objectViewer, down from the guide's
-#   objectAdmin: gen2 images go to Artifact Registry, so nothing is written to Cloud Storage).
-#   The build does not read our source bucket: Cloud Functions copies the zip into its own
-#   gcf-v2-sources-<project-number>-<region> bucket and the build fetches it from there. That
-#   bucket is created by the first function deploy, which starts the build at once, so no
-#   bucket-level grant can exist before the first build needs it.
+# - the source: roles/storage.objectAdmin, PROJECT-WIDE: the build reads the zip from Cloud
+#   Functions' own gcf-v2-sources-<project-number>-<region> bucket, which the first function
+#   deploy creates and builds from at once, so no bucket-level grant can exist before it is needed.
 # - logs: roles/logging.logWriter is PROJECT-WIDE: log writing has no narrower resource.
-BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/storage.objectViewer")
+BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/storage.objectAdmin")
 BUILD_REPOSITORY_ROLE = "roles/artifactregistry.writer"
 # Replay protection (callerAuth.appCheck.consume): verifyAppCheckToken needs the permission
 # firebaseappcheck.appCheckTokens.verify, which Firebase's reference puts in the App Check
@@ -78,6 +79,27 @@ def physical_name(*parts: str, max_len: int = 63) -> str:
     if not name[:1].isalpha():
         name = "x" + name
     return name[:max_len].rstrip("-")
+
+
+def unique_name(base: str, suffix: str = "", *, max_len: int) -> str:
+    """physical_name(base, suffix) where it fits (unchanged names); when it does not, the base is
+    cut and a short hash of the whole name keeps two long names that share a start apart."""
+    full = physical_name(*(p for p in (base, suffix) if p), max_len=10_000)
+    if len(full) <= max_len:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:6]
+    room = max_len - len(digest) - 1 - (len(suffix) + 1 if suffix else 0)
+    return physical_name(full[:room], digest, *((suffix,) if suffix else ()), max_len=max_len)
+
+
+def stack_prefix(project: str, stack: str) -> str:
+    """The physical-name prefix of a stack's resources, e.g. "outspeed-token-prod"."""
+    return unique_name(f"{project}-{stack}", max_len=40)
+
+
+def account_id(prefix: str, role: str) -> str:
+    # Account ids are 6-30 characters (iam.v1 CreateServiceAccountRequest.accountId).
+    return unique_name(prefix, role, max_len=30)
 
 
 @dataclass
@@ -108,7 +130,7 @@ class TokenFunction(pulumi.ComponentResource):
         self.runtime_account = gcp.serviceaccount.Account(
             f"{name}-runtime-sa",
             project=project,
-            account_id=physical_name(args.prefix[:23], "run", max_len=30),
+            account_id=account_id(args.prefix, "run"),
             display_name=f"{args.prefix} token function (runtime)",
             opts=child(),
         )
@@ -117,7 +139,7 @@ class TokenFunction(pulumi.ComponentResource):
         self.build_account = gcp.serviceaccount.Account(
             f"{name}-build-sa",
             project=project,
-            account_id=physical_name(args.prefix[:23], "build", max_len=30),
+            account_id=account_id(args.prefix, "build"),
             display_name=f"{args.prefix} token function (build)",
             opts=child(),
         )
@@ -202,8 +224,8 @@ class TokenFunction(pulumi.ComponentResource):
                 opts=child(),
             ))
 
-        # Source: the object's name carries the content hash of function/.
-        files = deployable_files(args.source_dir)
+        # Source: the object's name carries the content hash of function/, and its bytes are a
+        # deterministic zip of the same files (infra/source.py), so an unchanged tree is no diff.
         self.source_hash = source_hash(args.source_dir)
         self.bucket = gcp.storage.Bucket(
             f"{name}-source",
@@ -218,7 +240,7 @@ class TokenFunction(pulumi.ComponentResource):
             f"{name}-source-zip",
             bucket=self.bucket.name,
             name=f"function-{self.source_hash[:20]}.zip",
-            source=pulumi.AssetArchive({rel: pulumi.FileAsset(str(Path(args.source_dir) / rel)) for rel in files}),
+            source=pulumi.FileAsset(str(write_zip(args.source_dir))),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

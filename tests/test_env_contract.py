@@ -142,4 +142,4 @@ def test_the_spend_ceiling_reaches_the_function_as_the_design_variables():
         assert [(w.count, w.seconds) for w in quotas.per_caller] == [(5, 3600), (20, 86400)]
         assert [(w.count, w.seconds) for w in quotas.global_] == [(500, 3600)]
         assert quotas.fail_open is True and quotas.key_prefix == "outspeed-token-prod"
-        assert quotas.store.tls and quotas.store.ca_cert == PLAN_REDIS_CA
+        assert quotas.store.tls and quotas.store.ca_cert.strip() == PLAN_REDIS_CA.strip()

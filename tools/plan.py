@@ -23,6 +23,7 @@ import runpy
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -332,13 +333,16 @@ def summarize(resource: dict[str, Any]) -> str:
     if kind == "gcp:secretmanager/secret:Secret":
         return f"secret {i.get('secretId')}"
     if kind == "time:index/sleep:Sleep":
-        return f"wait {i.get('createDuration')} on create (IAM grants take effect before the first build)"
+        why = ("new log-based metrics become known to Monitoring before the alert policies" if i.get("triggers")
+               else "IAM grants take effect before the first build")
+        return f"wait {i.get('createDuration')} on create ({why})"
     if kind == "gcp:secretmanager/secretVersion:SecretVersion":
         return f"data {_secret_text(i.get('secretData'))}"
     if kind == "gcp:storage/bucket:Bucket":
         return f"location {i.get('location')}, public access {i.get('publicAccessPrevention')}"
     if kind == "gcp:storage/bucketObject:BucketObject":
-        files = (i.get("source") or {}).get("$archive", [])
+        source = (i.get("source") or {}).get("$asset")
+        files = zipfile.ZipFile(source).namelist() if source and Path(source).is_file() else []
         return f"object {i.get('name')} ({len(files)} files)"
     if kind == "gcp:cloudfunctionsv2/function:Function":
         b, s = i.get("buildConfig", {}), i.get("serviceConfig", {})
@@ -445,7 +449,8 @@ def alert_lines(inputs: dict[str, Any]) -> list[str]:
         window = ", ".join(a.get("alignmentPeriod", "") for a in t.get("aggregations", []))
         op = {"COMPARISON_GT": ">", "COMPARISON_LT": "<"}.get(t.get("comparison"), t.get("comparison"))
         ratio = " (ratio to denominator)" if t.get("denominatorFilter") else ""
-        lines.append(f"when {condition.get('displayName')}: value {op} {t.get('thresholdValue')}{ratio} per {window}")
+        held = f", held {t['duration']}" if t.get("duration") not in (None, "0s") else ""
+        lines.append(f"when {condition.get('displayName')}: value {op} {t.get('thresholdValue')}{ratio} per {window}{held}")
         lines.append(f"  filter {t.get('filter')}")
         if t.get("denominatorFilter"):
             lines.append(f"  denominator {t.get('denominatorFilter')}")

@@ -70,7 +70,7 @@ def test_the_program_grants_the_verifier_and_enables_the_api_only_with_consume()
                 if "firebaseappcheck" in g["inputs"]["role"] and g["inputs"]["role"] != VERIFIER]
     assert apis(on) - apis(off) == {"firebaseappcheck.googleapis.com"}
     # the function waits for the grant (and for it to take effect) before it can serve
-    assert grant["urn"] in one(on, FUNCTION)["dependencies"] and grant["urn"] in one(on, SLEEP)["dependencies"]
+    assert grant["urn"] in one(on, FUNCTION)["dependencies"] and grant["urn"] in next(r for r in of_type(on, SLEEP) if r["name"] == "token-iam-settle")["dependencies"]
     env = one(on, FUNCTION)["inputs"]["serviceConfig"]["environmentVariables"]
     assert env["AUTH_APP_CHECK_CONSUME"] == "true" and env["AUTH_APP_CHECK_PROJECT_NUMBER"] == "123456789012"
     assert "AUTH_APP_CHECK_API_BASE" not in env and "GCE_METADATA_HOST" not in env

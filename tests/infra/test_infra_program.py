@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from infra.source import DEFAULT_SOURCE_DIR, deployable_files, source_hash
+from infra.source import DEFAULT_SOURCE_DIR, deployable_files, source_hash, write_zip, zip_bytes
 from infra.token_function import KEEP_IMAGES
 from infra_helpers import REGION, TEST_API_KEY, by_name, of_type, one, run, stack_settings
 from tools.plan import PLACEHOLDER_PROJECT
@@ -76,13 +79,12 @@ def test_runtime_and_build_accounts_are_separate_and_used(stack_runs, stack):
     fn = one(run, FUNCTION)["inputs"]
     assert fn["serviceConfig"]["serviceAccountEmail"] == email(runtime)
     assert fn["buildConfig"]["serviceAccount"] == f"projects/{PLACEHOLDER_PROJECT}/serviceAccounts/{email(build)}"
-    # Project-wide, only what has no narrower scope, read-only where possible; the runtime
-    # account gets no project-wide role at all.
+    # Project-wide, only what has no narrower scope, and the storage role Google documents for a
+    # function's build account (issue 21 #8); the runtime account gets no project-wide role at all.
     grants = of_type(run, PROJECT_IAM)
-    assert {g["inputs"]["role"] for g in grants} == {"roles/logging.logWriter", "roles/storage.objectViewer"}
+    assert {g["inputs"]["role"] for g in grants} == {"roles/logging.logWriter", "roles/storage.objectAdmin"}
     assert {g["inputs"]["member"] for g in grants} == {f"serviceAccount:{email(build)}"}
-    assert not any(g["inputs"]["role"] in ("roles/storage.objectAdmin", "roles/artifactregistry.writer")
-                   for g in grants)
+    assert not any(g["inputs"]["role"] == "roles/artifactregistry.writer" for g in grants)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -109,7 +111,7 @@ def test_build_pushes_only_to_the_stacks_own_repository(stack_runs, stack):
                                 "member": f"serviceAccount:{email(account(run, '-build'))}"}
     # The first build waits for the grant and for it to take effect.
     assert writer["urn"] in one(run, FUNCTION)["dependencies"]
-    assert writer["urn"] in one(run, "time:index/sleep:Sleep")["dependencies"]
+    assert writer["urn"] in by_name(run, "token-iam-settle")["dependencies"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -161,7 +163,7 @@ def test_required_apis_enabled_kept_on_destroy_and_awaited(stack_runs, stack):
     assert one(run, SECRET_IAM)["urn"] in fn["dependencies"]
     assert all(g["urn"] in fn["dependencies"] for g in of_type(run, PROJECT_IAM))
     # ...and in effect: the function waits on a sleep that itself waits on every grant.
-    settle = one(run, "time:index/sleep:Sleep")
+    settle = by_name(run, "token-iam-settle")
     assert settle["inputs"]["createDuration"] == "60s" and settle["urn"] in fn["dependencies"]
     assert one(run, SECRET_IAM)["urn"] in settle["dependencies"]
     assert all(g["urn"] in settle["dependencies"] for g in of_type(run, PROJECT_IAM))
@@ -173,8 +175,9 @@ def test_source_object_name_carries_the_content_hash(stack_runs, stack):
     obj = one(run, BUCKET_OBJECT)["inputs"]
     expected = f"function-{source_hash(DEFAULT_SOURCE_DIR)[:20]}.zip"
     assert obj["name"] == expected
-    assert obj["source"] == {"$archive": deployable_files(DEFAULT_SOURCE_DIR)}
-    assert "main.py" in obj["source"]["$archive"] and "requirements.txt" in obj["source"]["$archive"]
+    shipped = zipfile.ZipFile(obj["source"]["$asset"]).namelist()
+    assert shipped == deployable_files(DEFAULT_SOURCE_DIR)
+    assert "main.py" in shipped and "requirements.txt" in shipped
     storage = one(run, FUNCTION)["inputs"]["buildConfig"]["source"]["storageSource"]
     assert storage["object"] == expected and storage["bucket"] == obj["bucket"]
 
@@ -424,7 +427,8 @@ def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(t
     first = one(run("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
     again = one(run("dev", function_dir=copy), BUCKET_OBJECT)["inputs"]
     assert first["name"] == again["name"] == f"function-{clean_hash[:20]}.zip"
-    assert not any("pycache" in f or f.startswith("tests/") for f in first["source"]["$archive"])
+    assert not any("pycache" in f or f.startswith("tests/") for f in zipfile.ZipFile(first["source"]["$asset"]).namelist())
+    assert Path(first["source"]["$asset"]).read_bytes() == Path(again["source"]["$asset"]).read_bytes()
 
     main = copy / "main.py"
     main.write_text(main.read_text() + "\n# a code change\n")
@@ -433,3 +437,56 @@ def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(t
     assert new_name != first["name"]
     assert new_name == f"function-{source_hash(copy)[:20]}.zip"
     assert one(changed, FUNCTION)["inputs"]["buildConfig"]["source"]["storageSource"]["object"] == new_name
+
+
+@pytest.mark.parametrize("stacks", [("production-eu", "production-us"),
+                                    ("customer-acme-staging-1", "customer-acme-staging-2"),
+                                    ("a-very-long-stack-name-for-staging-one", "a-very-long-stack-name-for-staging-two")])
+def test_account_ids_of_stacks_sharing_a_long_start_stay_apart_and_valid(stacks):
+    """Issue 21 #7: ids cut to 23 characters of the prefix collided between such stacks."""
+    import conformance
+    from infra.token_function import account_id, physical_name, stack_prefix
+
+    valid = conformance.FIELD_RULES[("iam.v1", "CreateServiceAccountRequest", "accountId")][0]
+    ids = []
+    for stack in stacks:
+        prefix = stack_prefix("outspeed-token", stack)
+        assert len(prefix) <= 40
+        for role in ("run", "build"):
+            account = account_id(prefix, role)
+            assert valid(account) is None and account.endswith(f"-{role}"), account
+            ids.append(account)
+    assert len(set(ids)) == len(ids), ids
+    # what the names were before: the first 23 characters of the prefix, the same for both stacks
+    old = {physical_name(physical_name("outspeed-token", s, max_len=40)[:23], "run", max_len=30) for s in stacks}
+    assert len(old) == 1
+
+
+def test_names_that_already_fit_are_kept(stack_runs):
+    from infra.token_function import account_id, stack_prefix
+
+    assert account_id("outspeed-token-prod", "build") == "outspeed-token-prod-build"
+    assert stack_prefix("outspeed-token", "dev") == "outspeed-token-dev"
+    for stack in ("dev", "prod"):
+        ids = sorted(a["inputs"]["accountId"] for a in of_type(stack_runs[stack], ACCOUNT))
+        assert ids == [f"outspeed-token-{stack}-build", f"outspeed-token-{stack}-run"]
+
+
+def test_the_uploaded_zip_is_the_same_bytes_whatever_the_checkout(tmp_path):
+    """Issue 21 #5: the object's bytes depend only on the files' paths and contents, not on when
+    or how they were checked out, so an unchanged tree is never re-uploaded or replaced."""
+    one_checkout, other = tmp_path / "a", tmp_path / "b"
+    for copy in (one_checkout, other):
+        shutil.copytree(DEFAULT_SOURCE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for i, path in enumerate(sorted(other.rglob("*"))):  # other times and modes, another creation order
+        if path.is_file():
+            os.utime(path, (1_700_000_000 + i * 3600, 1_700_000_000 + i * 3600))
+            path.chmod(0o755 if i % 2 else 0o600)
+    assert zip_bytes(one_checkout) == zip_bytes(other) == zip_bytes(one_checkout)
+    assert write_zip(one_checkout, tmp_path / "out1").read_bytes() == write_zip(other, tmp_path / "out2").read_bytes()
+    with zipfile.ZipFile(write_zip(one_checkout, tmp_path / "out1")) as archive:
+        assert archive.namelist() == deployable_files(one_checkout)
+        assert all(archive.read(rel) == (one_checkout / rel).read_bytes() for rel in archive.namelist())
+    # ...and different contents make different bytes.
+    (other / "main.py").write_text((other / "main.py").read_text() + "\n# changed\n")
+    assert zip_bytes(one_checkout) != zip_bytes(other)

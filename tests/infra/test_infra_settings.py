@@ -197,6 +197,7 @@ def test_function_environment_matches_the_design_contract():
         "UPSTREAM_TIMEOUT_SECONDS": "10",
         "FUNCTION_USE_ASGI": "true",  # the async server (functions-framework's ASGI mode)
         "FORWARDED_ALLOW_IPS": "",    # no trusted proxy: remoteIp is the TCP peer
+        "LOG_EXECUTION_ID": "false",  # over Cloud Functions' default true: requests take DirectApp
     }
     assert "OUTSPEED_API_KEY" not in env
 

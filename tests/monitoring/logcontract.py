@@ -175,6 +175,11 @@ def monitoring_filter_metric_type(filter_: str) -> str:
 # Models exactly what infra/monitoring.py configures: every point falls inside one alignment
 # period, ALIGN_SUM + REDUCE_SUM with no grouping (one output series), an optional ratio, and
 # missing data treated as "not met" (EVALUATION_MISSING_DATA_INACTIVE). Anything else is refused.
+# The points arrive as one burst: the rolling window's value stays where the burst put it for one
+# alignment period, and the condition must hold for its `duration` before it counts as met, with
+# a minute of slack for the evaluation cadence. So a burst is met only when the alignment period
+# is at least the duration plus 60 s (infra/monitoring.py: MIN_WINDOW_MINUTES).
+EVALUATION_SLACK_SECONDS = 60
 
 def _window_sum(filter_: str, aggregations: list[dict[str, Any]], points: list[dict[str, Any]]) -> Optional[float]:
     if [(a.get("perSeriesAligner"), a.get("crossSeriesReducer"), a.get("groupByFields")) for a in aggregations] != [
@@ -201,9 +206,22 @@ def condition_met(threshold: dict[str, Any], points: list[dict[str, Any]]) -> bo
     value = condition_value(threshold, points)
     if value is None:
         return False
-    if threshold["comparison"] == "COMPARISON_GT":
-        return value > threshold["thresholdValue"]
-    raise UnsupportedConstruct(f"comparison {threshold['comparison']!r}")
+    if threshold["comparison"] != "COMPARISON_GT":
+        raise UnsupportedConstruct(f"comparison {threshold['comparison']!r}")
+    return value > threshold["thresholdValue"] and _held_for_duration(threshold)
+
+
+def _seconds(duration: str) -> int:
+    if not re.fullmatch(r"[0-9]+s", duration) or int(duration[:-1]) % 60:
+        raise UnsupportedConstruct(f"duration {duration!r} (supported: whole minutes, as \"60s\")")
+    return int(duration[:-1])
+
+
+def _held_for_duration(threshold: dict[str, Any]) -> bool:
+    """A burst's value lasts one alignment period; it must outlast the duration (plus slack)."""
+    periods = {_seconds(a["alignmentPeriod"]) for a in
+               [*threshold["aggregations"], *threshold.get("denominatorAggregations", [])]}
+    return min(periods) >= _seconds(threshold["duration"]) + EVALUATION_SLACK_SECONDS
 
 
 def policy_fires(policy: dict[str, Any], points: list[dict[str, Any]]) -> bool:

@@ -448,3 +448,33 @@ def test_the_evaluators_decide_like_logging_and_monitoring():
 def test_the_window_evaluator_refuses_what_it_does_not_model(threshold):
     with pytest.raises(lc.UnsupportedConstruct):
         lc.condition_met(threshold, [{"metric.type": "m"}])
+
+
+def _burst_threshold(window_seconds: int, duration: str) -> dict[str, Any]:
+    return {"filter": 'metric.type="m"', "comparison": "COMPARISON_GT", "thresholdValue": 0, "duration": duration,
+            "evaluationMissingData": "EVALUATION_MISSING_DATA_INACTIVE",
+            "aggregations": [{"alignmentPeriod": f"{window_seconds}s", "perSeriesAligner": "ALIGN_SUM",
+                              "crossSeriesReducer": "REDUCE_SUM"}]}
+
+
+def test_a_burst_pages_only_when_the_window_outlasts_the_duration():
+    """Why monitoring windows start at MIN_WINDOW_MINUTES: with the 60 s duration the API requires
+    next to evaluationMissingData, a one-minute window would forget a lone failure before it counts."""
+    burst = [{"metric.type": "m"}]
+    assert lc.condition_met(_burst_threshold(mon.MIN_WINDOW_MINUTES * 60, f"{mon.ALERT_DURATION_SECONDS}s"), burst)
+    assert not lc.condition_met(_burst_threshold(60, f"{mon.ALERT_DURATION_SECONDS}s"), burst)
+    assert lc.condition_met(_burst_threshold(60, "0s"), burst)  # the old shape paged at once (and was refused)
+
+
+@pytest.mark.parametrize("duration", ["90s", "1m", "60"])
+def test_the_window_evaluator_refuses_durations_the_api_refuses(duration):
+    with pytest.raises(lc.UnsupportedConstruct):
+        lc.condition_met(_burst_threshold(300, duration), [{"metric.type": "m"}])
+
+
+def test_every_planned_condition_waits_the_duration_and_its_window_outlasts_it(planned):
+    for policy in _of_type(planned, "gcp:monitoring/alertPolicy:AlertPolicy"):
+        for condition in policy["conditions"]:
+            t = condition["conditionThreshold"]
+            assert t["duration"] == f"{mon.ALERT_DURATION_SECONDS}s", policy["displayName"]
+            assert lc._held_for_duration(t), policy["displayName"]

@@ -232,6 +232,32 @@ def test_resources_are_children_of_the_component_and_wait_for_what_they_need(run
         assert set(metrics) <= set(r["dependencies"]), r["name"]
 
 
+def test_alert_policies_wait_until_monitoring_knows_their_new_metrics(runs):
+    """Monitoring answers 404 "Cannot find metric(s)" for up to 10 minutes after a log-based
+    metric is created, and the provider does not retry: policies wait on a sleep after the
+    metrics, which runs again whenever a metric is created anew (its name is a trigger)."""
+    from infra.monitoring import METRICS_SETTLE
+
+    run = runs["prod_emails"]
+    (sleep,) = [r for r in of_type(run, "time:index/sleep:Sleep") if r["name"].startswith("monitoring-")]
+    metrics = {r["inputs"]["name"]: r["urn"] for r in of_type(run, METRIC)}
+    assert sleep["inputs"]["createDuration"] == METRICS_SETTLE == "600s"
+    assert set(metrics.values()) <= set(sleep["dependencies"])
+    assert sorted(sleep["inputs"]["triggers"].values()) == sorted(metrics)
+    for r in of_type(run, ALERT):
+        assert sleep["urn"] in r["dependencies"], r["name"]
+    # The dashboard only displays metrics (an unknown one is an empty chart): it does not wait.
+    assert sleep["urn"] not in of_type(run, DASHBOARD)[0]["dependencies"]
+
+
+def test_dashboard_tiles_leave_zero_positions_out(runs):
+    """The API omits zero-valued fields when it reads a dashboard back; a written 0 is a diff on every up."""
+    for case in ("dev", "prod_emails"):
+        tiles = json.loads(of_type(runs[case], DASHBOARD)[0]["inputs"]["dashboardJson"])["mosaicLayout"]["tiles"]
+        assert all(t.get("xPos", 1) and t.get("yPos", 1) for t in tiles)
+        assert {(t.get("xPos", 0), t.get("yPos", 0)) for t in tiles} >= {(0, 0), (24, 0), (0, 16), (24, 16)}
+
+
 def test_dev_and_prod_names_do_not_collide_in_one_project(runs):
     assert not metric_names(runs["dev"]) & metric_names(runs["prod_emails"])
     dev_titles = {a["inputs"]["displayName"] for a in of_type(runs["dev"], ALERT)}
@@ -258,7 +284,7 @@ def test_make_plan_prints_each_alert_with_condition_threshold_and_channels():
                             ("Token function failing", "ERROR"), (SPEND, "WARNING"), (ARMOR, "WARNING"),
                             (AUTH_DOWN, "ERROR"), (UNAUTHENTICATED, "WARNING")]:
         assert f"outspeed-token-prod: {title} [{severity}]" in out
-    assert "when any upstream_auth_failed in 5 min: value > 0 per 300s" in out
+    assert "when any upstream_auth_failed in 5 min: value > 0 per 300s, held 60s" in out
     assert "when upstream failures above 0.1 of calls over 10 min: value > 0.1 (ratio to denominator) per 600s" in out
     assert "when more than 1000 keys minted in 60 min: value > 1000 per 3600s" in out
     assert out.count("fires only while ALL of these hold at once:") == 1  # under the ratio alert only
