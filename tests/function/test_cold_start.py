@@ -85,6 +85,8 @@ def test_the_worker_loads_the_client_at_boot_and_the_master_never(upstream):
         response = requests.post(server.url + "/token", json={"agentId": "agent-1"}, timeout=30)
         assert response.status_code == 200
         assert CLIENT_EXTENSION not in _maps(server.process.pid)
+    # the worker shut down cleanly: its client closed without the runtime aborting the exit
+    assert "Fatal Python error" not in server.output() and "SIGABRT" not in server.output()
 
 
 def test_the_launcher_byte_compiles_the_source_with_checked_hashes(tmp_path):
