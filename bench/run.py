@@ -307,7 +307,7 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
         ["  ... endpoint / Flask port: of the medians (median of the per-round ratios)", "-",
          f"{fmt(fn.cold_ms / fn.cold_flask_port_ms if fn.cold_flask_port_ms else None, '.2f', 'x')} "
          f"({fmt(fn.cold_paired_ratio, '.2f', 'x')})", "-", "-", "", ""],
-        [f"  ... before: Flask function of {args.before_rev}, same loop", "-", fmt(before_cold_ms, ".0f"), "-", "-",
+        [f"  ... before: Flask function of {args.before_rev or '(skipped)'}, same loop", "-", fmt(before_cold_ms, ".0f"), "-", "-",
          "", ""],
         [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", fmt(floor_imp, ".3f"),
          f"< 0.25 (before: {fmt(before_imp, '.3f')})", verdict(imp < 0.25)],

@@ -13,9 +13,9 @@ at max_bytes. tests/function/test_upstream_client.py fails if any of these is lo
 The client module is imported lazily, on first use, not when main.py is imported:
 functions-framework imports main.py in the gunicorn master, which never calls Outspeed. The
 worker builds the client at boot (main.py's lifespan), before it accepts a request; where no
-lifespan runs (unit tests) the first call does. Its import costs about 5 ms (aiohttp's cost
-0.15-0.22 s, most of it TLS contexts built at import); rustls pays its one-time TLS setup on
-the first HTTPS handshake instead.
+lifespan runs (unit tests) the first call does. Its import costs 5-25 ms and building the
+client, which loads the system CA store, 10-25 ms (aiohttp's import cost 0.13-0.22 s, most of
+it two TLS contexts built at import).
 """
 from __future__ import annotations
 
