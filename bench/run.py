@@ -7,6 +7,9 @@ Everything runs on 127.0.0.1 in one invocation, bounded in time (about 2 minutes
     uvloop + httptools; THREADS sizes its upstream connection pool);
   - "before": the Flask/gthread function of an earlier commit (--before-rev, default 6ea5ff7,
     extracted with `git archive`), for its import time and cold start in the same run;
+  - the cold-start baseline: bench/flaskport/main.py, the Python twin of bench/node/server.js
+    (a Flask + `requests` Cloud Function, what a Python user would write instead), started
+    interleaved with the endpoint (median of --cold-starts each, launch to first 200);
   - the baseline: bench/node/server.js, one express process with a keep-alive agent
     (installed with `npm ci` into bench/node/node_modules; skipped with a note if node or
     npm is missing);
@@ -42,6 +45,7 @@ from tools.redis_server import REDIS_SERVER, RedisServer
 
 NODE_DIR = Path(__file__).with_name("node")
 NOOP_SOURCE = Path(__file__).with_name("noop") / "main.py"
+FLASK_PORT_SOURCE = Path(__file__).with_name("flaskport") / "main.py"
 API_KEY = "bench-api-key-" + "x" * 24
 AGENT_ID = "bench-agent"
 TOKEN_BODY = json.dumps({"agentId": AGENT_ID}).encode()
@@ -180,10 +184,12 @@ def import_seconds(source: Path, env: dict[str, str]) -> float:
     return float(out.strip().splitlines()[-1])
 
 
-def aiohttp_import_seconds(env: dict[str, str]) -> float:
-    """What the worker's boot pays for the upstream client: `import aiohttp` in a fresh
-    interpreter that has already imported the framework (as the forked worker has)."""
-    code = ("import time, functions_framework.aio; t = time.perf_counter(); import aiohttp; "
+def client_import_seconds(env: dict[str, str]) -> float:
+    """What the worker's boot pays for the upstream client: importing pyreqwest and building a
+    client (main.py's lifespan does both) in a fresh interpreter that has already imported the
+    framework (as the forked worker has)."""
+    code = ("import time, functions_framework.aio; t = time.perf_counter(); "
+            "from pyreqwest.client import ClientBuilder; import pyreqwest.exceptions; ClientBuilder().build(); "
             "print(time.perf_counter() - t)")
     full_env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     full_env.update({"PYTHONDONTWRITEBYTECODE": "1", **env})
@@ -206,6 +212,8 @@ class Column:
     rss_mib: float | None = None
     rss_note: str = ""
     cold_ms: float | None = None
+    cold_flask_port_ms: float | None = None  # the Flask + requests port, same interleaved loop
+    cold_paired_ratio: float | None = None  # median over rounds of endpoint / Flask port (same round)
     failed: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -256,7 +264,7 @@ def verdict(ok: bool | None) -> str:
 
 def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, imp: float, args,
                before_cold_ms: float | None = None, before_imp: float | None = None,
-               floor_imp: float | None = None, aiohttp_imp: float | None = None) -> list[list[str]]:
+               floor_imp: float | None = None, client_imp: float | None = None) -> list[list[str]]:
     """Rows of: figure, direct, endpoint, node, framework floor, target, result."""
     def c1(col, attr):
         return getattr(col.c1, attr) if col and col.c1 else None
@@ -281,15 +289,16 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
          verdict(None if added_node is None else added_fn <= added_node)],
         ["added p99 over direct, c=1 (ms)", "-", fmt(added(fn, "p99_ms"), ".2f"), fmt(added(node, "p99_ms"), ".2f"),
          "-", "", ""],
-        [f"requests/s, c={c}", *each(lambda col: fmt(col.c64.rate, ".0f")), ">= 1.0 x node",
-         verdict(None if node_rate is None else fn.c64.rate >= node_rate)],
+        [f"requests/s, c={c}", *each(lambda col: fmt(col.c64.rate, ".0f")), ">= 1.5 x node",
+         verdict(None if node_rate is None else fn.c64.rate >= 1.5 * node_rate)],
         [f"  ... endpoint / node, c={c}", "-", fmt(fn.c64.rate / node_rate if node_rate else None, ".2f", "x"),
          "1.00x", "-", "", ""],
         [f"p50 / p99 latency, c={c} (ms)", *each(lambda col: f"{col.c64.p50_ms:.1f} / {col.c64.p99_ms:.1f}"), "", ""],
         ["failed requests (non-2xx, errors)", *each(lambda col: str(col.failed)), "0",
          verdict(all(col.failed == 0 for col in (direct, fn, node, floor) if col))],
-        [f"server CPU s per 1,000 requests, c={c}", "-",
-         *[fmt(col.cpu_per_1k, ".3f") if col else "n/a" for col in (fn, node, floor)], "", ""],
+        [f"server CPU ms per request, c={c}", "-",
+         *[fmt(col.cpu_per_1k, ".3f") if col else "n/a" for col in (fn, node, floor)], "endpoint <= 0.40",
+         verdict(None if fn.cpu_per_1k is None else fn.cpu_per_1k <= 0.40)],
         [f"server CPU busy during c={c} run (cores)", "-",
          *[fmt(col.cpu_busy, ".2f") if col else "n/a" for col in (fn, node, floor)], "", ""],
         ["peak RSS (MiB, VmHWM)", "-", f"{fn.rss_mib:.1f} ({fn.rss_note})",
@@ -302,12 +311,20 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
          "", ""],
         [f"cold start to first 200 (ms, median of {args.cold_starts})", "-", fmt(fn.cold_ms, ".0f"),
          fmt(node.cold_ms if node else None, ".0f"), fmt(floor.cold_ms, ".0f"),
-         f"<= 1.2 x before ({fmt(before_cold_ms, '.0f')} ms, Flask {args.before_rev})",
-         verdict(None if before_cold_ms is None else fn.cold_ms <= 1.2 * before_cold_ms)],
+         f"<= 1.0 x Flask port ({fmt(fn.cold_flask_port_ms, '.0f')} ms)",
+         verdict(None if fn.cold_flask_port_ms is None else fn.cold_ms <= fn.cold_flask_port_ms)],
+        [f"  ... Flask + requests port of the seed (bench/flaskport), same loop", "-",
+         fmt(fn.cold_flask_port_ms, ".0f"), "-", "-", "", ""],
+        ["  ... endpoint / Flask port: of the medians (median of the per-round ratios)", "-",
+         f"{fmt(fn.cold_ms / fn.cold_flask_port_ms if fn.cold_flask_port_ms else None, '.2f', 'x')} "
+         f"({fmt(fn.cold_paired_ratio, '.2f', 'x')})", "-", "-", "", ""],
+        [f"  ... before: Flask function of {args.before_rev or '(skipped)'}, same loop", "-", fmt(before_cold_ms, ".0f"), "-", "-",
+         "", ""],
         [f"import function/main.py (s, median of {args.imports})", "-", f"{imp:.3f}", "-", fmt(floor_imp, ".3f"),
          f"< 0.25 (before: {fmt(before_imp, '.3f')})", verdict(imp < 0.25)],
-        [f"  ... import aiohttp after the framework, in the worker's boot (ms, median of {args.imports})", "-",
-         fmt(aiohttp_imp * 1000 if aiohttp_imp is not None else None, ".0f"), "-", "-", "", ""],
+        [f"  ... import pyreqwest + build the client after the framework, in the worker's boot "
+         f"(ms, median of {args.imports})", "-",
+         fmt(client_imp * 1000 if client_imp is not None else None, ".1f"), "-", "-", "", ""],
     ]
 
 
@@ -365,6 +382,37 @@ def quotas_only(args, use_wrk: bool) -> int:
     return 0
 
 
+def targets(fn: Column, node: Column | None, direct: Column) -> list[tuple[str, str, bool | None]]:
+    """Issue 17's targets, each: what, the measured figure, met (None = not measurable here)."""
+    node_rate = node.c64.rate if node and node.c64 else None
+    added_fn = fn.c1.p50_ms - direct.c1.p50_ms
+    added_node = node.c1.p50_ms - direct.c1.p50_ms if node and node.c1 else None
+    cold_ratio = fn.cold_ms / fn.cold_flask_port_ms if fn.cold_flask_port_ms else None
+    return [
+        ("cold start to first 200 <= 1.0x the Flask + requests port",
+         f"{fmt(cold_ratio, '.2f', 'x')} ({fmt(fn.cold_ms, '.0f')} / {fmt(fn.cold_flask_port_ms, '.0f')} ms)",
+         None if cold_ratio is None else cold_ratio <= 1.0),
+        ("c=64 throughput >= 1.5x node express",
+         f"{fmt(fn.c64.rate / node_rate if node_rate else None, '.2f', 'x')} ({fn.c64.rate:.0f} / {fmt(node_rate, '.0f')} req/s)",
+         None if node_rate is None else fn.c64.rate >= 1.5 * node_rate),
+        ("server CPU per request <= 0.40 ms", f"{fmt(fn.cpu_per_1k, '.3f')} ms",
+         None if fn.cpu_per_1k is None else fn.cpu_per_1k <= 0.40),
+        ("added p50 at c=1 <= node's", f"{added_fn:.2f} ms (node {fmt(added_node, '.2f')} ms)",
+         None if added_node is None else added_fn <= added_node),
+        ("peak RSS < 128 MiB", f"{fmt(fn.rss_mib, '.1f')} MiB", None if fn.rss_mib is None else fn.rss_mib < 128),
+    ]
+
+
+def render_verdict(met: list[tuple[str, str, bool | None]]) -> str:
+    width = max(len(what) for what, _, _ in met)
+    lines = ["targets (issue 17), this run:"]
+    lines += [f"  {verdict(ok):4}  {what.ljust(width)}  {figure}" for what, figure, ok in met]
+    missed = [what for what, _, ok in met if ok is False]
+    lines.append("  all met" if not missed and all(ok is not None for _, _, ok in met)
+                 else f"  missed: {len(missed)}" + ("" if all(ok is not None for _, _, ok in met) else " (some n/a)"))
+    return "\n".join(lines)
+
+
 HEADER = ["figure", "stand-in direct", "endpoint", "node express", "framework floor (no-op fn)", "target", "result"]
 
 
@@ -412,7 +460,7 @@ def main(argv=None) -> int:
     parser.add_argument("--c1-seconds", type=float, default=8.0)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
-    parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument("--cold-starts", type=int, default=5)
     parser.add_argument("--imports", type=int, default=5)
     parser.add_argument("--no-node", action="store_true", help="skip the Node baseline")
     parser.add_argument("--python-client", action="store_true", help="use the Python load client even if wrk exists")
@@ -440,7 +488,7 @@ def main(argv=None) -> int:
         print(f"Node column unavailable: {node_missing}", flush=True)
 
     started = time.monotonic()
-    print(f"machine: {machine()}", flush=True)
+    print(f"machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(f"stand-in delay {args.delay_ms:g} ms, endpoint THREADS={args.threads}, load "
           f"{'wrk' if use_wrk else 'python client'}", flush=True)
 
@@ -448,31 +496,36 @@ def main(argv=None) -> int:
         env = endpoint_env(upstream.url, args.threads)
         # Interleaved with the no-op function's (the framework's floor: functions-framework's
         # ASGI mode imports Flask too), so that machine noise hits both alike.
-        imports, floor_imports, aiohttp_imports = [], [], []
+        imports, floor_imports, client_imports = [], [], []
         for _ in range(args.imports):
             imports.append(import_seconds(args.source, env))
             floor_imports.append(import_seconds(NOOP_SOURCE, env))
-            aiohttp_imports.append(aiohttp_import_seconds(env))
-        imp, floor_imp, aiohttp_imp = map(statistics.median, (imports, floor_imports, aiohttp_imports))
+            client_imports.append(client_import_seconds(env))
+        imp, floor_imp, client_imp = map(statistics.median, (imports, floor_imports, client_imports))
         print(f"import: {', '.join(f'{x:.3f}' for x in imports)} s; framework floor (no-op fn): "
-              f"{', '.join(f'{x:.3f}' for x in floor_imports)} s; aiohttp after the framework: "
-              f"{', '.join(f'{x * 1000:.0f}' for x in aiohttp_imports)} ms", flush=True)
+              f"{', '.join(f'{x:.3f}' for x in floor_imports)} s; pyreqwest import + client after the framework: "
+              f"{', '.join(f'{x * 1000:.1f}' for x in client_imports)} ms", flush=True)
 
         fn_col, node_col, direct = Column("endpoint"), None if node_missing else Column("node"), Column("direct")
         before_dir = tempfile.TemporaryDirectory(prefix="bench-before-")
         before_source = extract_before(args.before_rev, Path(before_dir.name))
         before_cold_ms = before_imp = None
         # Interleaved, so that machine noise hits both alike. The no-op function's cold start is
-        # the framework's floor (functions-framework ASGI mode, no aiohttp, no upstream call).
-        colds, before_colds, floor_colds = [], [], []
+        # the framework's floor (functions-framework ASGI mode, no HTTP client, no upstream call).
+        colds, flask_port_colds, before_colds, floor_colds = [], [], [], []
+        flask_port_env = {**env, "FUNCTION_USE_ASGI": "false"}  # functions-framework's default Flask mode
         for _ in range(args.cold_starts):
             colds.append(cold_start(lambda: FunctionServer(env, source=args.source)))
+            flask_port_colds.append(cold_start(lambda: FunctionServer(flask_port_env, source=FLASK_PORT_SOURCE)))
             floor_colds.append(cold_start(lambda: FunctionServer(env, source=NOOP_SOURCE)))
             if before_source:
                 before_colds.append(cold_start(lambda: FunctionServer({**env, "FUNCTION_USE_ASGI": "false"},
                                                                       source=before_source)))
         fn_col.cold_ms = statistics.median(colds) * 1000
-        print(f"cold start: {', '.join(f'{x * 1000:.0f}' for x in colds)} ms; framework floor (no-op fn): "
+        fn_col.cold_flask_port_ms = statistics.median(flask_port_colds) * 1000
+        fn_col.cold_paired_ratio = statistics.median(a / b for a, b in zip(colds, flask_port_colds))
+        print(f"cold start: {', '.join(f'{x * 1000:.0f}' for x in colds)} ms; Flask + requests port: "
+              f"{', '.join(f'{x * 1000:.0f}' for x in flask_port_colds)} ms; framework floor (no-op fn): "
               f"{', '.join(f'{x * 1000:.0f}' for x in floor_colds)} ms", flush=True)
         if before_source:
             before_cold_ms = statistics.median(before_colds) * 1000
@@ -517,10 +570,12 @@ def main(argv=None) -> int:
                 node.stop()
             print("node done", flush=True)
 
-    rows = build_rows(direct, fn_col, node_col, floor, imp, args, before_cold_ms, before_imp, floor_imp, aiohttp_imp)
+    rows = build_rows(direct, fn_col, node_col, floor, imp, args, before_cold_ms, before_imp, floor_imp, client_imp)
     rows += quota_rows(fn_col, quota_col, quota_note)
     print()
     print(render_text(rows))
+    print()
+    print(render_verdict(targets(fn_col, node_col, direct)))
     print(f"\n(stand-in delay {args.delay_ms:g} ms; endpoint = functions-framework ASGI mode, gunicorn + "
           f"1 uvicorn worker (uvloop, httptools), THREADS={args.threads}; load = {'wrk' if use_wrk else 'python client'}; "
           f"bench took {time.monotonic() - started:.0f} s; load average at the end "
@@ -532,7 +587,8 @@ def main(argv=None) -> int:
         args.markdown.write_text(f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. "
                                  f"Stand-in delay {args.delay_ms:g} ms, THREADS={args.threads}, "
                                  f"load generator {'wrk' if use_wrk else 'Python client'}.\n\n"
-                                 + render_markdown(rows) + "\n")
+                                 + render_markdown(rows) + "\n\n"
+                                 + render_verdict(targets(fn_col, node_col, direct)) + "\n")
         print(f"markdown table written to {args.markdown}")
     return 0
 

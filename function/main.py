@@ -7,12 +7,13 @@ Wiring only. functions-framework puts this directory on sys.path, so the sibling
 import flat: token_settings (environment, read once at cold start when token_handler imports
 it), token_policy (pure decisions), token_caller (the caller-credential step) with token_auth
 (pure token verification) and token_keys (signing keys, fetched on first need), token_upstream
-(the pooled aiohttp session to Outspeed, also used for key fetches), token_log (one JSON line
+(the pooled HTTP client to Outspeed, also used for key fetches), token_log (one JSON line
 per request), token_json (strict JSON), token_handler (a request from first check to response).
 
-Importing this module does not import aiohttp: functions-framework imports it in the gunicorn
-master, which never calls Outspeed. The worker imports aiohttp and opens the pooled session at
-boot (the lifespan below), before it accepts its first request, so no request waits for it.
+Importing this module does not import the HTTP client (pyreqwest): functions-framework imports
+it in the gunicorn master, which never calls Outspeed. The worker imports it and builds the
+pooled client at boot (the lifespan below), before it accepts its first request, so no request
+waits for it.
 """
 import contextlib
 
@@ -69,10 +70,10 @@ def _contract_app(function, signature_type, enable_id_logging):
 
 
 def _with_upstream_session(inner):
-    """The app's lifespan, plus: at startup, in the loop that will serve, import aiohttp and open
-    the process's pooled session. uvicorn runs startup before the worker accepts a connection,
-    so this costs the worker's boot what it used to cost the master's import, and the first
-    request finds the session ready (a failure here stops the worker, loudly)."""
+    """The app's lifespan, plus: at startup, in the loop that will serve, import the HTTP client
+    and build the process's pooled client (token_upstream.session). uvicorn runs startup before
+    the worker accepts a connection, so the first request finds the client ready (a failure
+    here stops the worker, loudly)."""
     @contextlib.asynccontextmanager
     async def lifespan(app):
         token_upstream.session()

@@ -2,7 +2,7 @@
 
 One KeySource per kind of token (ID token, App Check). The HTTP client is injected: an async
 `fetch(url, *, timeout, max_bytes) -> token_upstream.Fetched(status, headers, body)` that raises on failure
-(the endpoint passes token_upstream.fetch, the process-wide aiohttp session; tests pass fakes).
+(the endpoint passes token_upstream.fetch, the process-wide pooled pyreqwest client; tests pass fakes).
 Nothing happens at import or construction: the cold start makes no network call.
 
 The rules (DESIGN.md, "Caller authentication"):

@@ -1,22 +1,28 @@
 """The one upstream call: `POST {base}/v1/realtime/sessions` with the API key, through one
-process-wide pooled keep-alive aiohttp session, every outcome mapped to the contract's error
-table. `fetch` offers the same session (and the same whole-answer deadline) to other GETs
-(caller authentication's JWKS / OIDC discovery).
+process-wide pooled keep-alive HTTP client (pyreqwest: Rust reqwest + hyper + rustls), every
+outcome mapped to the contract's error table. `fetch` offers the same client (and the same
+whole-answer deadline) to other calls (caller authentication's JWKS / OIDC discovery, App
+Check's token consumption, the metadata server).
 
-The session is created lazily, on first use, inside the running event loop (aiohttp binds a
-session to its loop). aiohttp itself is imported then too, not when main.py is imported:
-functions-framework imports main.py in the gunicorn master, which never calls Outspeed, and
-`import aiohttp` was the largest part of that import (0.15-0.22 s; about 40 % of it building
-two TLS contexts). The worker pays it once, at boot: main.py's lifespan opens the session
-before the worker accepts a request (where no lifespan runs, as in unit tests, the first call
-does). The cold-start figure (process start to first 200) includes it either way.
+Every request is built by one function, `_send`: the whole-answer deadline on the request
+itself (pyreqwest does not abort a request whose task is cancelled: its own deadline is what
+ends it), no redirects followed, no proxy from the environment, no decompression (no
+Accept-Encoding sent: a body is read as it comes, never inflated), and a streamed read capped
+at max_bytes. tests/function/test_upstream_client.py fails if any of these is lost.
+
+The client module is imported lazily, on first use, not when main.py is imported:
+functions-framework imports main.py in the gunicorn master, which never calls Outspeed. The
+worker builds the client at boot (main.py's lifespan), before it accepts a request; where no
+lifespan runs (unit tests) the first call does. Its import costs 5-25 ms and building the
+client, which loads the system CA store, 10-25 ms (aiohttp's import cost 0.13-0.22 s, most of
+it two TLS contexts built at import).
 """
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlencode
 
@@ -25,7 +31,8 @@ from token_policy import Rejection, UpstreamCall
 from token_settings import SETTINGS, Settings
 
 if TYPE_CHECKING:
-    import aiohttp
+    from pyreqwest.client import Client
+    from pyreqwest.response import Response
 
 SESSIONS_PATH = "/v1/realtime/sessions"
 # Just over a multiple of 3 s (TCP's SYN retransmit): a connect that has not completed by
@@ -33,70 +40,115 @@ SESSIONS_PATH = "/v1/realtime/sessions"
 CONNECT_TIMEOUT_SECONDS = 3.05
 # A session is a few hundred bytes; an answer this large is not one (and is not read whole).
 MAX_ANSWER_BYTES = 1 << 20
-_CHUNK_BYTES = 16 * 1024
 # How long an idle pooled connection is kept for the next call (Outspeed's side may close it
-# sooner; aiohttp then opens a new one).
+# sooner; the client then opens a new one).
 _KEEPALIVE_SECONDS = 30.0
 # Retry-After is a delay in seconds or an HTTP-date; anything else is not passed on.
 _RETRY_AFTER_RE = re.compile(r"[0-9]{1,10}|[A-Za-z]{3}, [0-9]{2} [A-Za-z]{3} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT")
 
-_session: aiohttp.ClientSession | None = None
+_session: Client | None = None
 _session_loop: asyncio.AbstractEventLoop | None = None
-_aiohttp = None
+_errors = None  # pyreqwest.exceptions, once imported
 
 
 def _lib():
-    """The aiohttp module, imported on first use (see the module docstring)."""
-    global _aiohttp
-    if _aiohttp is None:
-        import aiohttp
-        _aiohttp = aiohttp
-    return _aiohttp
+    """pyreqwest's builder and exceptions, imported on first use (see the module docstring)."""
+    global _errors
+    from pyreqwest.client import ClientBuilder
+    if _errors is None:
+        import pyreqwest.exceptions
+        _errors = pyreqwest.exceptions
+    return ClientBuilder, _errors
 
 
-def new_session(pool_size: int) -> aiohttp.ClientSession:
-    """Must be called inside the running loop the session will serve."""
-    aiohttp = _lib()
-    connector = aiohttp.TCPConnector(
-        # One pool, sized to the instance's request concurrency (THREADS), so every concurrent
-        # request can keep its own warm connection; beyond that a call waits for a free one
-        # (inside its deadline).
-        limit=pool_size, limit_per_host=pool_size, keepalive_timeout=_KEEPALIVE_SECONDS,
-        ttl_dns_cache=300)
-    return aiohttp.ClientSession(
-        connector=connector,
-        # Shared by every caller: a cookie Outspeed (or a balancer in front of it) set for one
-        # request must never ride along on the next caller's.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,  # no proxy or netrc surprises from the runtime's environment
-        # The whole-answer deadline is enforced per call (asyncio.timeout); only the TCP connect
-        # gets its own, shorter bound here.
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECONDS),
-        raise_for_status=False,
-    )
+def new_session(pool_size: int) -> Client:
+    """The pooled client every request goes through (see `_send` for the per-request half)."""
+    builder, _ = _lib()
+    return (builder()
+            # One pool, sized to the instance's request concurrency (THREADS): at most that many
+            # requests in flight, each able to keep its own warm connection; beyond that a call
+            # waits for a free slot (inside its deadline).
+            .max_connections(pool_size)
+            .pool_max_idle_per_host(pool_size)
+            .pool_idle_timeout(timedelta(seconds=_KEEPALIVE_SECONDS))
+            .connect_timeout(timedelta(seconds=CONNECT_TIMEOUT_SECONDS))
+            # Every answer is the answer: a redirect is a status to classify, never followed.
+            .follow_redirects(False)
+            # No HTTP_PROXY / HTTPS_PROXY / ALL_PROXY from the runtime's environment.
+            .no_proxy()
+            # No Accept-Encoding sent and nothing inflated: the byte cap counts what arrives,
+            # so a gzip bomb stays a small body, and a body claiming an encoding it does not
+            # have is classified by its status rather than failing the read.
+            .gzip(False).brotli(False).zstd(False).deflate(False)
+            # Shared by every caller: a cookie Outspeed (or a balancer in front of it) set for
+            # one request must never ride along on the next caller's (pyreqwest keeps none
+            # unless asked; said here so that it stays so).
+            .default_cookie_store(False)
+            .build())
 
 
-@functools.lru_cache(maxsize=8)
-def _deadline(seconds: float) -> aiohttp.ClientTimeout:
-    # ceil_threshold: aiohttp would otherwise round deadlines of 5 s and more up to whole seconds.
-    return _lib().ClientTimeout(total=seconds, sock_connect=CONNECT_TIMEOUT_SECONDS, ceil_threshold=3600)
-
-
-def session() -> aiohttp.ClientSession:
-    """The process-wide session, created on first use in the running loop (a new loop, as in
-    unit tests that each run their own, gets its own session)."""
+def session() -> Client:
+    """The process-wide client, created on first use in the running loop (a new loop, as in
+    unit tests that each run their own, gets its own client)."""
     global _session, _session_loop
     loop = asyncio.get_running_loop()
-    if _session is None or _session.closed or _session_loop is not loop:
+    if _session is None or _session_loop is not loop:
         _session = new_session(SETTINGS.threads)
         _session_loop = loop
     return _session
 
 
+# After close(), pyreqwest's runtime thread still drops the closed connections for a few ms; an
+# interpreter that finalizes meanwhile can abort ("Fatal Python error: PyGILState_Release",
+# exit 134: seen in about 1 exit in 4 on 3.11 and 3.12 with 0.15.1). close() waits this long
+# (the worker's shutdown only) so that the worker exits cleanly.
+_CLOSE_SETTLE_SECONDS = 0.25
+
+
 async def close() -> None:
-    """Close the process's session (and its pooled connections), if one is open."""
-    if _session is not None and not _session.closed:
-        await _session.close()
+    """Close the process's client (and its pooled connections), if one is open."""
+    global _session, _session_loop
+    client, _session, _session_loop = _session, None, None
+    if client is not None:
+        await client.close()
+        await asyncio.sleep(_CLOSE_SETTLE_SECONDS)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Encoded(Exception):
+    """The answer claims a Content-Encoding, which was not asked for (no Accept-Encoding is
+    sent) and is not undone: its bytes are not the document."""
+
+
+def _send(method: str, url: str, *, timeout: float, headers: Mapping[str, str], body: bytes | None):
+    """The one place a request is built: on the pooled client (redirects off, no proxy, no
+    decompression), with the whole-answer deadline (connect, headers and body) on the request
+    itself, and its body streamed (read with `_read_capped`). Use as `async with`."""
+    builder = session().request(method, url).headers(headers).timeout(timedelta(seconds=timeout))
+    if body is not None:
+        builder = builder.body_bytes(body)
+    return builder.build_streamed()
+
+
+async def _read_capped(response: Response, max_bytes: int) -> bytes:
+    """The body, never holding more than max_bytes + one chunk; over the cap raises _TooLarge,
+    an encoded body (gzip or any other coding) raises _Encoded before a byte is read."""
+    if (response.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
+        raise _Encoded()
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise _TooLarge()
+    reader = response.body_reader
+    chunks, size = [], 0
+    while (chunk := await reader.read_chunk()) is not None:
+        size += len(chunk)
+        if size > max_bytes:
+            raise _TooLarge()
+        chunks.append(chunk.to_bytes())
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -144,35 +196,8 @@ def classify(status: int, headers, body: bytes) -> Minted | Failed:
     return Failed(Rejection("upstream_error"), status)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The body, never holding more than max_bytes + one chunk; over the cap raises _TooLarge."""
-    length = response.content_length
-    if length is not None and not response.headers.get("Content-Encoding"):
-        if length > max_bytes:
-            raise _TooLarge()
-        return await response.read()  # the common case: a small answer of announced length
-    chunks, size = [], 0
-    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-        size += len(chunk)
-        if size > max_bytes:
-            raise _TooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _is_decoding_error(exc: aiohttp.ClientPayloadError) -> bool:
-    """A body that claims an encoding it does not have (say "gzip" that is not), as opposed to
-    a body cut short or broken chunking."""
-    text = repr(exc) + repr(exc.__cause__) + repr(exc.__context__)
-    return "ContentEncodingError" in text or "Can not decode content-encoding" in text
-
-
 async def mint(call: UpstreamCall, settings: Settings) -> Minted | Failed:
-    aiohttp = _lib()
+    _, errors = _lib()
     headers = {
         "Authorization": f"Bearer {settings.api_key}",
         "Content-Type": "application/json",
@@ -181,23 +206,20 @@ async def mint(call: UpstreamCall, settings: Settings) -> Minted | Failed:
     status: int | None = None
     try:
         # The whole answer (connect, headers and body) within UPSTREAM_TIMEOUT_SECONDS: a slow
-        # or trickling upstream gets a 504, never holds the request longer. aiohttp's `total`
-        # covers exactly that (and costs less per call than wrapping in asyncio.timeout).
-        async with session().post(sessions_url(settings, call), data=call.body, headers=headers,
-                                  allow_redirects=False, timeout=_deadline(settings.upstream_timeout)) as response:
+        # or trickling upstream gets a 504, never holds the request longer.
+        async with _send("POST", sessions_url(settings, call), timeout=settings.upstream_timeout,
+                         headers=headers, body=call.body) as response:
             status = response.status
             try:
                 body = await _read_capped(response, MAX_ANSWER_BYTES)
             except _TooLarge:
                 body = b""  # too large to be a session: classified by its status alone
-            except aiohttp.ClientPayloadError as exc:
-                if not _is_decoding_error(exc):
-                    raise
-                body = b""  # e.g. "gzip" that is not: classified by its status alone
+            except _Encoded:
+                body = b""  # e.g. "gzip" (unasked for, real or not): classified by its status alone
             return classify(status, response.headers, body)
-    except (TimeoutError, asyncio.TimeoutError):  # connect, headers or body: no whole answer in time
+    except TimeoutError:  # connect, headers or body: no whole answer in time
         return Failed(Rejection("upstream_timeout"), status)
-    except aiohttp.ClientError:  # refused, DNS, reset, dropped mid-answer, broken chunking
+    except errors.PyreqwestError:  # refused, DNS, TLS, reset, dropped mid-answer, broken chunking
         return Failed(Rejection("upstream_unreachable"), None)
 
 
@@ -217,24 +239,25 @@ class FetchError(Exception):
 
 async def fetch(url: str, *, timeout: float, max_bytes: int = 1 << 20, method: str = "GET",
                 headers: Mapping[str, str] | None = None, body: bytes | None = None) -> Fetched:
-    """`method` `url` on the pooled session (GET by default: caller authentication's JWKS and
+    """`method` `url` on the pooled client (GET by default: caller authentication's JWKS and
     discovery; POST with a body and extra headers: Google APIs such as App Check's token
     consumption, and the metadata server); the whole answer (headers and body) within
     `timeout` seconds, at most `max_bytes` of body. Any status is returned as is (the caller
     decides). Redirects are never followed."""
-    aiohttp = _lib()
-    from multidict import CIMultiDictProxy  # aiohttp's own dependency, loaded with it
+    _, errors = _lib()
     request_headers = {"Accept": "application/json"}
     if headers:
         request_headers.update(headers)
     try:
-        async with session().request(method, url, data=body, allow_redirects=False, timeout=_deadline(timeout),
-                                     headers=request_headers) as response:
+        async with _send(method, url, timeout=timeout, headers=request_headers, body=body) as response:
             data = await _read_capped(response, max_bytes)
-            return Fetched(response.status, CIMultiDictProxy(response.headers.copy()), data)
-    except (TimeoutError, asyncio.TimeoutError):
+            # A copy: pyreqwest's HeaderMap, a case-insensitive mapping (first value per name).
+            return Fetched(response.status, type(response.headers)(response.headers), data)
+    except TimeoutError:
         raise FetchError(f"{method} {url}: no whole answer within {timeout} s") from None
     except _TooLarge:
         raise FetchError(f"{method} {url}: body over {max_bytes} bytes") from None
-    except aiohttp.ClientError as exc:
+    except _Encoded:
+        raise FetchError(f"{method} {url}: a Content-Encoding that was not asked for") from None
+    except errors.PyreqwestError as exc:
         raise FetchError(f"{method} {url}: {type(exc).__name__}") from None

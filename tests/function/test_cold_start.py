@@ -1,6 +1,6 @@
 """Where the cold start's work happens (issue 11's import and cold-start figures): importing
-main.py (what the gunicorn master does) leaves aiohttp out; the worker imports it and opens
-the pooled session at boot, before it accepts a request; the launcher byte-compiles the
+main.py (what the gunicorn master does) leaves the HTTP client (pyreqwest) out; the worker imports
+it and builds the pooled client at boot, before it accepts a request; the launcher byte-compiles the
 source as the deploy's build step does."""
 from __future__ import annotations
 
@@ -21,16 +21,16 @@ from function_helpers import API_KEY
 from tools.function_server import FunctionServer
 
 MAIN = Path(main.__file__).resolve()
-AIOHTTP_EXTENSION = "aiohttp/_http_parser."  # aiohttp's C parser: mapped once aiohttp is imported
+CLIENT_EXTENSION = "pyreqwest/_pyreqwest."  # pyreqwest's Rust extension: mapped once it is imported
 
 
-def test_importing_main_does_not_import_aiohttp():
+def test_importing_main_does_not_import_the_http_client():
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import main; "
-            "print('token_upstream' in sys.modules, 'aiohttp' in sys.modules)")
+            "print('token_upstream' in sys.modules, 'pyreqwest' in sys.modules, 'aiohttp' in sys.modules)")
     env = {"PATH": os.environ.get("PATH", ""), "OUTSPEED_API_KEY": API_KEY, "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run([sys.executable, "-c", code, str(MAIN.parent)], env=env, capture_output=True,
                          text=True, timeout=60, check=True).stdout.split()
-    assert out == ["True", "False"], out  # the upstream module is there, its HTTP client is not
+    assert out == ["True", "False", "False"], out  # the upstream module is there, its HTTP client is not
 
 
 def test_lifespan_startup_opens_the_pooled_session_in_the_serving_loop(monkeypatch):
@@ -68,23 +68,25 @@ def _maps(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_the_worker_loads_aiohttp_at_boot_and_the_master_never(upstream):
+def test_the_worker_loads_the_client_at_boot_and_the_master_never(upstream):
     with FunctionServer({"OUTSPEED_API_KEY": API_KEY, "OUTSPEED_API_BASE": upstream.url, "THREADS": "2"}) as server:
         deadline = time.monotonic() + 20
         worker = None
         while time.monotonic() < deadline:  # no request sent yet: only the worker's boot can load it
             try:
                 worker = procstat.worker_pid(server.process.pid)
-                if AIOHTTP_EXTENSION in _maps(worker):
+                if CLIENT_EXTENSION in _maps(worker):
                     break
             except (OSError, RuntimeError, ValueError):
                 pass
             time.sleep(0.05)
-        assert worker is not None and AIOHTTP_EXTENSION in _maps(worker), "the worker booted without aiohttp"
-        assert AIOHTTP_EXTENSION not in _maps(server.process.pid)
+        assert worker is not None and CLIENT_EXTENSION in _maps(worker), "the worker booted without the client"
+        assert CLIENT_EXTENSION not in _maps(server.process.pid)
         response = requests.post(server.url + "/token", json={"agentId": "agent-1"}, timeout=30)
         assert response.status_code == 200
-        assert AIOHTTP_EXTENSION not in _maps(server.process.pid)
+        assert CLIENT_EXTENSION not in _maps(server.process.pid)
+    # the worker shut down cleanly: its client closed without the runtime aborting the exit
+    assert "Fatal Python error" not in server.output() and "SIGABRT" not in server.output()
 
 
 def test_the_launcher_byte_compiles_the_source_with_checked_hashes(tmp_path):

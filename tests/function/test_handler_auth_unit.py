@@ -110,7 +110,7 @@ def test_a_verified_caller_goes_on_to_the_body_checks_and_is_logged(issuer, caps
 
 def test_the_process_authenticator_is_built_from_the_environment_on_the_pooled_session():
     """With AUTH_* set, the handler's authenticator checks both kinds of token and fetches keys
-    through token_upstream.fetch (the same aiohttp session as the Outspeed call); importing it
+    through token_upstream.fetch (the same pooled client as the Outspeed call); importing it
     opened no session and loaded no JWT library (a fresh interpreter)."""
     import subprocess
     import sys

@@ -173,6 +173,7 @@ def test_an_exception_while_the_answer_is_sent_is_logged_and_nothing_more_is_sen
 
 
 def test_lifespan_goes_through_the_frameworks_app_and_opens_the_session():
+    from pyreqwest.exceptions import ClientClosedError
     app = functions_framework.aio.create_asgi_app(target="token", source=MAIN)
     sent, messages = [], [{"type": "lifespan.startup"}]
 
@@ -188,12 +189,17 @@ def test_lifespan_goes_through_the_frameworks_app_and_opens_the_session():
         async def send(message):
             sent.append(message["type"])
             if message["type"] == "lifespan.startup.complete":
-                assert token_upstream._session is not None and not token_upstream._session.closed
+                assert token_upstream._session is not None
+                opened.append(token_upstream._session)
                 stop.set()
         await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+        # closed at shutdown, after the server drained: the client it opened refuses new requests
+        with pytest.raises(ClientClosedError):
+            await opened[0].get("http://127.0.0.1:9/").build().send()
+    opened = []
     asyncio.run(run())
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert token_upstream._session.closed  # closed at shutdown, after the server drained
+    assert token_upstream._session is None
 
 
 @pytest.mark.parametrize("path", ["/token", "/"])

@@ -14,7 +14,8 @@ from hypothesis import given, settings as hsettings, strategies as st
 from token_policy import (MAX_BODY_BYTES, Rejection, UpstreamCall, decide_origin, is_json_content_type,
                           parse_json_object, parse_origin, plan)
 from token_settings import Settings
-from token_upstream import Failed, Minted, classify, new_session, sessions_url
+import token_upstream
+from token_upstream import Failed, Minted, classify, sessions_url
 
 STRICT = Settings(allowed_hostnames=frozenset({"app.example.com"}), https_origins_only=True,
                   allowed_agent_ids=frozenset({"agent-1"}))
@@ -194,17 +195,22 @@ def test_retry_after_is_passed_only_when_well_formed(retry_after, passed):
     assert dict(outcome.rejection.headers).get("Retry-After") == passed
 
 
-def test_the_shared_session_keeps_no_cookies_between_callers():
+def test_the_shared_client_keeps_no_cookies_between_callers():
+    """Two mints on the process's one pooled client: the cookie the first answer set is not
+    sent with the second caller's request."""
     seen = []
 
     class SetsCookies(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: both calls may share a connection
+
         def do_POST(self):
             seen.append(self.headers.get("Cookie"))
+            body = b'{"client_secret": {"value": "ek_1"}}'
             self.send_response(200)
             self.send_header("Set-Cookie", "affinity=caller-1; Path=/")
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"{}")
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
@@ -212,19 +218,17 @@ def test_the_shared_session_keeps_no_cookies_between_callers():
     server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    settings = Settings(api_key="k", api_base=f"http://127.0.0.1:{server.server_address[1]}")
+    call = UpstreamCall(params=(("agent_id", "agent-1"),), body=None)
+
     async def two_calls():
-        session = new_session(2)
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
         try:
-            for _ in range(2):
-                async with session.post(url) as response:
-                    assert response.status == 200
-            return len(session.cookie_jar)
+            return [await token_upstream.mint(call, settings) for _ in range(2)]
         finally:
-            await session.close()
+            await token_upstream.close()
 
     try:
-        assert asyncio.run(two_calls()) == 0
+        assert all(isinstance(outcome, Minted) for outcome in asyncio.run(two_calls()))
         assert seen == [None, None]
     finally:
         server.shutdown()

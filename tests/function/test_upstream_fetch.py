@@ -1,5 +1,5 @@
 """token_upstream.fetch: the GET that caller authentication's JWKS / discovery fetches use, on
-the same pooled session as the mint, against a real loopback HTTP server."""
+the same pooled client as the mint, against a real loopback HTTP server."""
 from __future__ import annotations
 
 import asyncio
@@ -70,7 +70,7 @@ def run(coro):
         try:
             return await coro
         finally:
-            await token_upstream.session().close()
+            await token_upstream.close()
     return asyncio.run(with_cleanup())
 
 
