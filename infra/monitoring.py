@@ -76,7 +76,8 @@ QUOTA_CALLER, QUOTA_GLOBAL, QUOTA_STORE_FAILED = "caller", "global", ("unavailab
 # 10 s upstream timeout and the platform's 30 s request timeout.
 LATENCY_BUCKETS = {"num_finite_buckets": 36, "growth_factor": 1.4, "scale": 1.0}
 
-README_SECTION = "README.md, section \"Operating it\""
+# Where the alerts' runbooks live: each under a heading whose GitHub slug is its AlertSpec.anchor.
+README_SECTION = "docs/operations.md, section \"The alerts\""
 
 
 # --- config ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 client shuts down its sending side (`shutdown(SHUT_WR)`, as `nc -N` and some proxies do) after
 its request. uvicorn (0.54.0, every HTTP implementation it ships) takes that as a disconnect
 and closes the connection, and offers no setting to keep it open (Kludex/uvicorn#1264). Pinned
-here so an upgrade that changes it shows up; README, "How the function is served".
+here so an upgrade that changes it shows up; docs/development.md, "How the function is served".
 """
 from __future__ import annotations
 

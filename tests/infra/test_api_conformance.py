@@ -15,7 +15,7 @@ import conformance as c
 from infra_helpers import run
 
 EMAILS = ["oncall@example.com"]
-RUNBOOK = "https://github.com/acme/outspeed-token/blob/main/README.md"
+RUNBOOK = "https://github.com/acme/outspeed-token/blob/main/docs/operations.md"
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dev": ("dev", {}),

@@ -33,7 +33,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
                                            "unauthenticatedPerMinuteAlert": 0,
                                            "upstreamErrorWindowMinutes": 30, "upstreamMinCalls": 0,
                                            "alertWindowMinutes": 15,
-                                           "runbookUrl": "https://github.com/acme/outspeed-token/blob/main/README.md"}}),
+                                           "runbookUrl": "https://github.com/acme/outspeed-token/blob/main/docs/operations.md"}}),
     "dev_with_edge": ("dev", PROD_EDGE_FOR_DEV),
 }
 
@@ -142,7 +142,7 @@ def test_every_alert_carries_a_runbook_and_a_severity(runs):
         doc = i["documentation"]
         assert doc["mimeType"] == "text/markdown"
         assert "### What happened" in doc["content"] and "### What to do" in doc["content"]
-        assert 'README.md, section "Operating it"' in doc["content"]
+        assert 'docs/operations.md, section "The alerts"' in doc["content"]
         assert "links" not in doc  # no runbookUrl configured
         # Only the ratio alert needs two conditions at once (failure share AND enough calls).
         assert i["combiner"] == ("AND" if title == "Outspeed failing" else "OR")
@@ -203,7 +203,7 @@ def test_config_tunes_thresholds_windows_and_switches_alerts_off(runs):
     assert key["aggregations"][0]["alignmentPeriod"] == "900s"
     links = found["Outspeed key rejected"]["inputs"]["documentation"]["links"]
     assert links == [{"displayName": "runbook",
-                      "url": "https://github.com/acme/outspeed-token/blob/main/README.md#outspeed-key-rejected"}]
+                      "url": "https://github.com/acme/outspeed-token/blob/main/docs/operations.md#outspeed-key-rejected"}]
 
 
 def test_the_edge_not_the_stack_name_decides_the_armor_watch(runs):
@@ -304,12 +304,12 @@ def test_make_plan_says_when_nobody_is_notified():
     assert ARMOR not in out
 
 
-def test_readme_costs_count_the_conditions_each_stack_really_plans(runs):
-    """The alerting price is per condition, so the README's count must match the plans."""
+def test_documented_costs_count_the_conditions_each_stack_really_plans(runs):
+    """The alerting price is per condition, so docs/operations.md's count must match the plans."""
     import re
 
     from tools.plan import ROOT
-    costs = (ROOT / "README.md").read_text().split("### What monitoring costs", 1)[1].split("\n## ", 1)[0]
+    costs = (ROOT / "docs" / "operations.md").read_text().split("## What monitoring costs", 1)[1].split("\n## ", 1)[0]
     assert "$1.50 per condition per month" in costs
     prod, dev = map(int, re.search(r"(\d+) conditions in prod and (\d+) in\s+dev", costs).groups())
 
