@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from pulumi import RunError
 
 if TYPE_CHECKING:
-    from infra.monitoring import MonitoringSettings
+    from .monitoring import MonitoringSettings
 
 PROJECT = "outspeed-token"
 
@@ -384,7 +384,7 @@ def parse(get: Callable[[str], Any]) -> Settings:
                               f"set callerAuth.idToken and/or callerAuth.appCheck, e.g. {CALLER_AUTH_EXAMPLE}; "
                               "or knowingly run without it: callerAuth: {anonymous: true}")
 
-    from infra.monitoring import parse_monitoring  # here: infra.monitoring imports this module
+    from .monitoring import parse_monitoring  # here: infra.monitoring imports this module
     monitoring = parse_monitoring(value("monitoring"))
 
     warnings = []

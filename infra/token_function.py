@@ -11,9 +11,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumiverse_time as pulumi_time
 
-from infra.apis import ProjectApis
-from infra.settings import Settings, function_environment
-from infra.source import deployable_files, source_hash
+from .apis import ProjectApis
+from .settings import Settings, function_environment
+from .source import deployable_files, source_hash
 
 RUNTIME = "python312"
 ENTRY_POINT = "token"
