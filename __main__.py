@@ -6,8 +6,18 @@ validated by the component (a bad value fails preview naming the key). Nothing h
 the stack's name. The physical-name prefix stays `<project>-<stack>` and the children keep
 their names and aliases (`legacy_child_names`), so stacks created before the package existed
 upgrade without replacing anything (tests/infra/test_infra_urns.py).
+
+Started by the Pulumi CLI as the package's plugin (PulumiPlugin.yaml) rather than as a
+program, this same file serves the provider instead: see infra/provider.py.
 """
 import pulumi
+from pulumi.runtime.settings import get_monitor
+
+if get_monitor() is None:  # no resource monitor: the language host started us as the plugin
+    from infra.provider import serve
+
+    serve()
+    raise SystemExit(0)
 
 from infra.endpoint import TokenEndpoint
 from infra.endpoint_args import TokenEndpointArgs, from_config
