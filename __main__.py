@@ -1,74 +1,49 @@
-"""outspeed-token: read stack config -> build the components -> export what frontends need.
+"""outspeed-token's own program: stack config -> TokenEndpointArgs -> one TokenEndpoint -> outputs.
 
-Everything stack-specific comes from config (see Pulumi.yaml); nothing here looks at the
-stack's name. `authEnabled` decides whether the edge (load balancer + Cloud Armor) exists;
-`monitoring.enabled` whether the metrics, alerts and dashboard do.
+Stack config is one consumer of the package's component, not a second code path: the keys
+declared in Pulumi.yaml are read as they are, turned into the component's typed args, and
+validated by the component (a bad value fails preview naming the key). Nothing here looks at
+the stack's name. The physical-name prefix stays `<project>-<stack>` and the children keep
+their names and aliases (`legacy_child_names`), so stacks created before the package existed
+upgrade without replacing anything (tests/infra/test_infra_urns.py).
+
+Started by the Pulumi CLI as the package's plugin (PulumiPlugin.yaml) rather than as a
+program, this same file serves the provider instead: see infra/provider.py.
 """
-import os
-from pathlib import Path
-
 import pulumi
-import pulumi_gcp as gcp
+from pulumi.runtime.settings import get_monitor
 
-from infra.edge import Edge, EdgeArgs
-from infra.monitoring import Monitoring, MonitoringArgs, logs_url
-from infra.settings import ConfigError, parse
-from infra.source import DEFAULT_SOURCE_DIR
-from infra.token_function import TokenFunction, TokenFunctionArgs, stack_prefix
+if get_monitor() is None:  # no resource monitor: the language host started us as the plugin
+    from infra.provider import serve
+
+    serve()
+    raise SystemExit(0)
+
+from infra.endpoint import TokenEndpoint
+from infra.endpoint_args import TokenEndpointArgs, from_config
+from infra.settings import check_secret_config
+from infra.stackfiles import declared_keys
+from infra.token_function import stack_prefix
 
 config = pulumi.Config()
-# Raises ConfigError: preview fails with one clear message. is_secret: quotas.redisUrl must be one;
-# the CLI lists an object key among the secret keys when it holds a secure value (pulumi#3343, #6896).
-settings = parse(config.get, is_secret=lambda key: pulumi.runtime.is_config_secret(config.full_key(key)))
-for warning in settings.warnings:
-    pulumi.log.warn(warning)
+values = {key: config.get(key) for key in declared_keys() if key != "outspeedApiKey"}
+# What only stack config can get wrong: quotas.redisUrl set without --secret (the component
+# stores it as a secret either way; a plain value would already sit in the stack file). The CLI
+# lists an object key among the secret keys when it holds a secure value (pulumi#3343, #6896).
+check_secret_config(values, lambda key: pulumi.runtime.is_config_secret(config.full_key(key)))
+args: TokenEndpointArgs = {
+    **from_config(values),  # only the keys that are set: the component applies the defaults
+    "outspeed_api_key": config.get_secret("outspeedApiKey"),
+    "name_prefix": stack_prefix(pulumi.get_project(), pulumi.get_stack()),
+}
+endpoint = TokenEndpoint("outspeed-token", args, legacy_child_names=True)
 
-project = gcp.config.project
-if not project:
-    raise ConfigError("gcp:project", "is not set", "pulumi config set gcp:project <your-project-id>")
-region = gcp.config.region
-if not region:
-    raise ConfigError("gcp:region", "is not set", "pulumi config set gcp:region us-central1")
-
-prefix = stack_prefix(pulumi.get_project(), pulumi.get_stack())
-# Only tests and `make plan` point this elsewhere (to hash a modified copy of function/).
-source_dir = Path(os.environ.get("OUTSPEED_TOKEN_FUNCTION_DIR") or DEFAULT_SOURCE_DIR)
-
-token = TokenFunction("token", TokenFunctionArgs(
-    settings=settings,
-    api_key=config.require_secret("outspeedApiKey"),
-    project=project,
-    region=region,
-    source_dir=source_dir,
-    prefix=prefix,
-))
-
-pulumi.export("functionName", token.function.name)
-pulumi.export("secretId", token.secret.secret_id)
-pulumi.export("serviceAccount", token.runtime_account.email)
-
-if settings.edge_enabled:
-    edge = Edge("edge", EdgeArgs(
-        settings=settings,
-        project=project,
-        region=region,
-        service_name=token.service_name,
-        prefix=prefix,
-    ))
-    pulumi.export("tokenUrl", edge.token_url)
-    pulumi.export("ipAddress", edge.ip_address)
-else:
-    pulumi.export("tokenUrl", token.token_url)
-
-pulumi.export("logsUrl", token.service_name.apply(lambda name: logs_url(project, name)))
-if settings.monitoring.enabled:
-    monitoring = Monitoring("monitoring", MonitoringArgs(
-        settings=settings.monitoring,
-        project=project,
-        prefix=prefix,
-        service_name=token.service_name,
-        # The edge's Cloud Armor denials are watched only where the edge exists.
-        armor_policy_name=edge.policy.name if settings.edge_enabled else None,
-        quotas=settings.quotas is not None,
-    ))
-    pulumi.export("dashboardUrl", monitoring.dashboard_url)
+pulumi.export("functionName", endpoint.function_name)
+pulumi.export("secretId", endpoint.secret_id)
+pulumi.export("serviceAccount", endpoint.service_account)
+pulumi.export("tokenUrl", endpoint.token_url)
+if endpoint.edge is not None:
+    pulumi.export("ipAddress", endpoint.ip_address)
+pulumi.export("logsUrl", endpoint.logs_url)
+if endpoint.monitoring is not None:
+    pulumi.export("dashboardUrl", endpoint.dashboard_url)

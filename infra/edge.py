@@ -7,8 +7,8 @@ from typing import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.apis import ProjectApis
-from infra.settings import RATE_LIMIT_INTERVAL_SECONDS, Settings
+from .apis import ProjectApis
+from .settings import RATE_LIMIT_INTERVAL_SECONDS, Settings
 
 ORIGIN_RULE_PRIORITY = 1000
 RATE_RULE_PRIORITY = 2000

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import pulumi
 
-from infra.settings import DEFAULTS, PROJECT, ConfigError, _bool, _int, _json, _str_list
+from .settings import DEFAULTS, PROJECT, ConfigError, _bool, _int, _json, _str_list
 
 MONITORING_APIS = ("logging.googleapis.com", "monitoring.googleapis.com")
 FIELDS = DEFAULTS["monitoring"]  # the declared default object (Pulumi.yaml mirrors it)
@@ -578,7 +578,7 @@ class Monitoring(pulumi.ComponentResource):
         # and stays free of pulumi_gcp (local tools read config without it).
         import pulumi_gcp as gcp
         import pulumiverse_time as pulumi_time
-        from infra.apis import ProjectApis
+        from .apis import ProjectApis
 
         m, project, prefix = args.settings, args.project, args.prefix
         with_edge = args.armor_policy_name is not None

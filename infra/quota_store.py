@@ -37,8 +37,8 @@ from urllib.parse import quote
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.apis import ProjectApis
-from infra.settings import Quotas
+from .apis import ProjectApis
+from .settings import Quotas
 
 # Memorystore needs its API; the network and subnet are Compute Engine resources. Direct VPC
 # egress needs no vpcaccess API (that is the connector's).
@@ -57,14 +57,14 @@ CA_ENV = "QUOTA_REDIS_CA_CERT"
 def network_name(prefix: str, suffix: str) -> str:
     """A Compute Engine name: RFC 1035, `[a-z]([-a-z0-9]{0,61}[a-z0-9])?`, at most 63 characters
     (cloud.google.com/compute/docs/naming-resources)."""
-    from infra.token_function import physical_name
+    from .token_function import physical_name
     return physical_name(prefix, suffix, max_len=63)
 
 
 def redis_instance_id(prefix: str) -> str:
     """A Memorystore for Redis instance id: 1-40 characters, lowercase letters, digits and
     hyphens, starting with a letter and not ending with a hyphen (instances.create, instanceId)."""
-    from infra.token_function import physical_name
+    from .token_function import physical_name
     return physical_name(prefix[:34], "quota", max_len=40)
 
 

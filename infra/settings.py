@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from pulumi import RunError
 
-from infra.source import function_module
+from .source import function_module
 
 if TYPE_CHECKING:
-    from infra.monitoring import MonitoringSettings
+    from .monitoring import MonitoringSettings
 
 PROJECT = "outspeed-token"
 
@@ -443,6 +443,18 @@ def _quotas(raw: Any, caller_auth: CallerAuth, secret: Optional[bool]) -> Option
 
 # --- the parser --------------------------------------------------------------------------------
 
+def check_secret_config(values: Mapping[str, Any], is_secret: Callable[[str], bool]) -> None:
+    """What only stack config can get wrong, checked by the program before it builds the
+    component: `quotas.redisUrl` set without `--secret` (it holds the store's password, which
+    would then sit in plain text in the stack file). The component stores the URL as a secret
+    either way; everything else about the value is checked by `parse`."""
+    quotas = _json("quotas", values.get("quotas"), "an object", QUOTAS_EXAMPLE)
+    url = quotas.get("redisUrl") if isinstance(quotas, dict) else None
+    if isinstance(url, str) and url.strip() and is_secret("quotas") is False:
+        raise ConfigError("quotas.redisUrl", "is not a Pulumi secret, so the store's password would sit in plain "
+                                             "text in the stack file and the state", REDIS_URL_FIX)
+
+
 def parse(get: Callable[[str], Any], is_secret: Optional[Callable[[str], bool]] = None) -> Settings:
     """Build Settings from `get(bare_key)` (None = unset -> default). Raises ConfigError.
     `is_secret(bare_key)`: whether the CLI passed that key as a secret (the program passes
@@ -526,7 +538,7 @@ def parse(get: Callable[[str], Any], is_secret: Optional[Callable[[str], bool]] 
 
     quotas = _quotas(value("quotas"), caller_auth, None if is_secret is None else is_secret("quotas"))
 
-    from infra.monitoring import parse_monitoring  # here: infra.monitoring imports this module
+    from .monitoring import parse_monitoring  # here: infra.monitoring imports this module
     # The caller-auth alerts and chart follow callerAuth, not a monitoring field.
     monitoring = replace(parse_monitoring(value("monitoring")), caller_checks=caller_auth.verifies_callers)
 

@@ -17,7 +17,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-DEFAULT_SOURCE_DIR = Path(__file__).resolve().parent.parent / "function"
+# Installed (wheel), the function ships inside the package (pyproject.toml maps function/ to
+# outspeed_token/function); in the repository it is the top-level function/ directory.
+_PACKAGED_SOURCE_DIR = Path(__file__).resolve().parent / "function"
+DEFAULT_SOURCE_DIR = (_PACKAGED_SOURCE_DIR if _PACKAGED_SOURCE_DIR.is_dir()
+                      else Path(__file__).resolve().parent.parent / "function")
 _EXCLUDED_DIRS = {"__pycache__", "tests", "test", ".pytest_cache", ".mypy_cache", ".venv", "node_modules"}
 _EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
 

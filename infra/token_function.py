@@ -12,10 +12,10 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumiverse_time as pulumi_time
 
-from infra.apis import ProjectApis
-from infra.quota_store import CA_ENV, URL_ENV, QuotaStore, QuotaStoreArgs
-from infra.settings import Settings, function_environment
-from infra.source import source_hash, write_zip
+from .apis import ProjectApis
+from .quota_store import CA_ENV, URL_ENV, QuotaStore, QuotaStoreArgs
+from .settings import Settings, function_environment
+from .source import source_hash, write_zip
 
 RUNTIME = "python312"
 ENTRY_POINT = "token"

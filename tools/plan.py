@@ -165,10 +165,25 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _alias(alias) -> dict[str, Any]:
+    """An alias as the SDK sent it: {"urn"} or the spec's fields (tests compute its URN as the
+    engine does: tests/infra/infra_helpers.alias_urn)."""
+    if alias.HasField("urn"):
+        return {"urn": alias.urn}
+    spec = alias.spec
+    out = {k: getattr(spec, k) for k in ("name", "type", "stack", "project") if getattr(spec, k)}
+    which = spec.WhichOneof("parent")
+    if which == "parentUrn":
+        out["parentUrn"] = spec.parentUrn
+    elif which == "noParent":
+        out["noParent"] = spec.noParent
+    return out
+
+
 def run_program(stack: str, overrides: Optional[dict[str, Any]] = None,
                 api_key: str = PLACEHOLDER_API_KEY) -> dict[str, Any]:
     """Run __main__.py under mocks in THIS process (call once per process) and return
-    {"stack", "resources": [{type, name, custom, parent, dependencies, inputs}], "outputs":
+    {"stack", "resources": [{type, name, custom, urn, parent, dependencies, inputs, aliases}], "outputs":
     {name: {"value", "secret"}}, "warnings", "error"}."""
     import pulumi
     from pulumi.runtime import mocks as pmocks, settings as psettings
@@ -194,6 +209,7 @@ def run_program(stack: str, overrides: Optional[dict[str, Any]] = None,
                     "parent": request.parent,
                     "dependencies": sorted(request.dependencies),
                     "inputs": _plain(deserialize_properties(request.object)),
+                    "aliases": [_alias(a) for a in request.aliases],
                 })
             return response
 

@@ -49,3 +49,30 @@ def by_name(run: dict[str, Any], name: str) -> dict[str, Any]:
 
 def urn_of(run: dict[str, Any], name: str) -> str:
     return by_name(run, name)["urn"]
+
+
+def engine_urn(urn: str) -> str:
+    """A URN as the engine writes it. The mock monitor (pulumi.runtime.mocks.MockMonitor.make_urn)
+    puts the root stack's type in front of top-level resources' types; the engine never does
+    (a parent that is the root stack adds no parent type: pkg/resource/deploy's collapseAliasToUrn
+    and the resource monitor both drop it)."""
+    return urn.replace("::pulumi:pulumi:Stack$", "::", 1)
+
+
+def _type_of(urn: str) -> str:
+    """The resource's own type (the last `$` segment of the URN's qualified type)."""
+    return urn.split("::")[2].split("$")[-1]
+
+
+def alias_urn(resource: dict[str, Any], alias: dict[str, Any]) -> str:
+    """The URN an alias stands for, as the engine computes it from an alias spec: every field
+    the spec leaves empty is the resource's own (name, type, stack, project, parent); a parent
+    that is the stack itself (or noParent) adds no parent type to the qualified type."""
+    if "urn" in alias:
+        return alias["urn"]
+    stack, project = resource["urn"].split("::")[0].split(":")[-1], resource["urn"].split("::")[1]
+    parent = "" if alias.get("noParent") else alias.get("parentUrn", resource["parent"])
+    type_ = alias.get("type", resource["type"])
+    if parent and _type_of(parent) != "pulumi:pulumi:Stack":
+        type_ = f"{_type_of(parent)}${type_}"
+    return f"urn:pulumi:{alias.get('stack', stack)}::{alias.get('project', project)}::{type_}::{alias.get('name', resource['name'])}"
