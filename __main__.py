@@ -23,7 +23,7 @@ from infra.endpoint import TokenEndpoint
 from infra.endpoint_args import TokenEndpointArgs, from_config
 from infra.settings import check_secret_config
 from infra.stackfiles import declared_keys
-from infra.token_function import stack_prefix
+from infra.names import stack_prefix
 
 config = pulumi.Config()
 values = {key: config.get(key) for key in declared_keys() if key != "outspeedApiKey"}

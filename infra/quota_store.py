@@ -38,6 +38,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from .apis import ProjectApis
+from .names import physical_name
 from .settings import Quotas
 
 # Memorystore needs its API; the network and subnet are Compute Engine resources. Direct VPC
@@ -57,14 +58,12 @@ CA_ENV = "QUOTA_REDIS_CA_CERT"
 def network_name(prefix: str, suffix: str) -> str:
     """A Compute Engine name: RFC 1035, `[a-z]([-a-z0-9]{0,61}[a-z0-9])?`, at most 63 characters
     (cloud.google.com/compute/docs/naming-resources)."""
-    from .token_function import physical_name
     return physical_name(prefix, suffix, max_len=63)
 
 
 def redis_instance_id(prefix: str) -> str:
     """A Memorystore for Redis instance id: 1-40 characters, lowercase letters, digits and
     hyphens, starting with a letter and not ending with a hyphen (instances.create, instanceId)."""
-    from .token_function import physical_name
     return physical_name(prefix[:34], "quota", max_len=40)
 
 

@@ -13,16 +13,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from pulumi import RunError
+from .parsing import PROJECT, ConfigError, rules  # noqa: F401  (re-exported: callers import them from here)
+from .parsing import apply_rule as _rule
+from .parsing import boolean as _bool
+from .parsing import hostname as _hostname
+from .parsing import https_url as _https_url
+from .parsing import integer as _int
+from .parsing import json_value as _json
+from .parsing import object_fields as _object
+from .parsing import str_list as _str_list
+from .parsing import unique as _unique
 
-from .source import function_module
-
-if TYPE_CHECKING:
-    from .monitoring import MonitoringSettings
-
-PROJECT = "outspeed-token"
+from .monitoring_settings import MONITORING_DEFAULTS, MonitoringSettings, parse_monitoring
 
 # Mirrors the defaults declared in Pulumi.yaml (a test keeps the two identical), so the
 # program behaves the same whether or not the CLI has already applied them.
@@ -39,17 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "maxInstances": 10,
     "concurrency": 80,
     "memory": "256Mi",
-    "monitoring": {"enabled": True, "alertEmails": [], "mintsPerHourAlert": 1000, "upstreamErrorRatio": 0.1,
-                   "upstreamErrorWindowMinutes": 10, "upstreamMinCalls": 10, "alertWindowMinutes": 5,
-                   "armorDenialsPerMinuteAlert": 60, "runbookUrl": "", "unauthenticatedPerMinuteAlert": 60},
+    "monitoring": MONITORING_DEFAULTS,
     "callerAuth": {},
     "quotas": {},
 }
-
-# The function's own value rules (function/token_rules.py): every value the function reads
-# from its environment is checked here by the same code, so preview refuses what a cold start
-# would refuse (tests/test_rule_agreement.py).
-rules = function_module("token_rules")
 
 UPSTREAM_TIMEOUT_SECONDS = 10
 RATE_LIMIT_INTERVAL_SECONDS = 60
@@ -64,23 +61,6 @@ def memory_mib(memory: str) -> float:
     number, unit = re.fullmatch(r"([0-9]+)(Mi|Gi|M|G)", memory).groups()
     factor = {"Mi": 1, "Gi": 1024, "M": 1e6 / 2**20, "G": 1e9 / 2**20}[unit]
     return int(number) * factor
-
-
-class ConfigError(RunError):
-    """A stack config value is wrong. `key` names it; the message says how to fix it."""
-
-    def __init__(self, key: str, problem: str, fix: str):
-        self.key = key
-        qualified = key if ":" in key else f"{PROJECT}:{key}"
-        super().__init__(f"config {qualified}: {problem}. Fix: {fix}")
-
-
-def _rule(key: str, fix: str, rule: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Apply one of the function's rules; its problem becomes a ConfigError naming the key."""
-    try:
-        return rule(*args, **kwargs)
-    except rules.RuleError as error:
-        raise ConfigError(key, str(error), fix) from None
 
 
 @dataclass(frozen=True)
@@ -204,95 +184,8 @@ class Settings:
         return None if self.session_config_json is None else json.loads(self.session_config_json)
 
 
-# --- parsing helpers: each raises ConfigError naming the key ---------------------------------
-
-def _json(key: str, value: Any, kind: str, example: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        raise ConfigError(key, f"must be {kind}, got {value!r}", f"set it as {kind}, e.g. {example}") from None
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    path = " --path" if "." in key else ""  # nested keys (callerAuth.anonymous) need --path
-    raise ConfigError(key, f"must be true or false, got {value!r}", f"pulumi config set{path} {key} true|false")
-
-
-def _int(key: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
-    number: Optional[int] = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
-        number = int(value)
-    if number is None:
-        raise ConfigError(key, f"must be a whole number, got {value!r}", f"pulumi config set {key} <number>")
-    if number < minimum or (maximum is not None and number > maximum):
-        bound = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        problem = "must be positive" if minimum == 1 and number < 1 else f"must be {bound}"
-        raise ConfigError(key, f"{problem}, got {number}", f"set {key} to a number {bound}")
-    return number
-
-
-def _str_list(key: str, value: Any) -> list[str]:
-    value = _json(key, value, "a list of strings", '["a", "b"]')
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key, f"must be a list of strings, got {value!r}",
-                          f"list it in Pulumi.<stack>.yaml, e.g. {PROJECT}:{key}: [\"a\", \"b\"]")
-    return value
-
-
-def _hostname(key: str, raw: str) -> str:
-    """One exact hostname: no wildcard, scheme, path or port; returned lower-cased."""
-    host = raw.strip().lower()
-    fix = f"list exact hostnames only, e.g. app.example.com (got {raw!r})"
-    if "*" in host:
-        raise ConfigError(key, f"{raw!r} contains a wildcard; wildcards are not supported",
-                          "list every hostname explicitly, e.g. app.example.com and www.example.com")
-    if "://" in host:
-        raise ConfigError(key, f"{raw!r} has a scheme", f"drop the scheme: {host.split('://', 1)[1].split('/')[0]}")
-    if "/" in host:
-        raise ConfigError(key, f"{raw!r} has a path", f"drop the path: {host.split('/', 1)[0]}")
-    if ":" in host:
-        raise ConfigError(key, f"{raw!r} has a port; ports are ignored when origins are matched",
-                          f"drop the port: {host.split(':', 1)[0]}")
-    if not rules.HOSTNAME_RE.fullmatch(host):
-        raise ConfigError(key, f"{raw!r} is not a hostname", fix)
-    return _rule(key, fix, rules.hostname, host)
-
-
-def _unique(items: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
-
-
 CALLER_AUTH_EXAMPLE = ("callerAuth: {idToken: {issuer: https://securetoken.google.com/<project-id>, "
                        "audience: <project-id>}}")
-
-
-def _object(key: str, value: Any, fields: tuple[str, ...], example: str) -> dict:
-    """A mapping whose keys are all among `fields` (unknown keys are typos: refused)."""
-    value = _json(key, value, "an object", example)
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"must be an object, got {value!r}", f"write it as a YAML mapping, e.g. {example}")
-    unknown = sorted(str(k) for k in set(value) - set(fields))
-    if unknown:
-        raise ConfigError(key, f"unknown field(s) {', '.join(unknown)}", f"use only {', '.join(fields)}")
-    return value
-
-
-def _https_url(key: str, value: Any, example: str, rule: Callable[..., str]) -> str:
-    """An https URL by the function's rule. Loopback http is refused here even though the
-    function accepts it for local runs: a deployed function cannot reach loopback."""
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(key, f"must be an https URL, got {value!r}", f"set it, e.g. {example}")
-    return _rule(key, f"use the https URL, e.g. {example}", rule, value.strip(), local_http=False)
 
 
 def _caller_auth(raw: Any) -> CallerAuth:
@@ -538,7 +431,6 @@ def parse(get: Callable[[str], Any], is_secret: Optional[Callable[[str], bool]] 
 
     quotas = _quotas(value("quotas"), caller_auth, None if is_secret is None else is_secret("quotas"))
 
-    from .monitoring import parse_monitoring  # here: infra.monitoring imports this module
     # The caller-auth alerts and chart follow callerAuth, not a monitoring field.
     monitoring = replace(parse_monitoring(value("monitoring")), caller_checks=caller_auth.verifies_callers)
 

@@ -3,8 +3,6 @@ with what it needs: its APIs, runtime and build accounts and their grants, the s
 pinned), the stack's own image repository, the source bucket, and the public invoker grant."""
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pulumi_gcp as gcp
 import pulumiverse_time as pulumi_time
 
 from .apis import ProjectApis
+from .names import account_id, physical_name, stack_prefix, unique_name  # noqa: F401  (re-exported)
 from .quota_store import CA_ENV, URL_ENV, QuotaStore, QuotaStoreArgs
 from .settings import Settings, function_environment
 from .source import source_hash, write_zip
@@ -70,36 +69,6 @@ IMAGE_CLEANUP_POLICIES = (
     {"id": "delete-any", "action": "DELETE", "condition": {"tag_state": "ANY"}},
     {"id": f"keep-last-{KEEP_IMAGES}", "action": "KEEP", "most_recent_versions": {"keep_count": KEEP_IMAGES}},
 )
-
-
-def physical_name(*parts: str, max_len: int = 63) -> str:
-    """A lower-case, dash-separated GCP name from parts, trimmed to max_len."""
-    name = re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
-    name = re.sub(r"-{2,}", "-", name)
-    if not name[:1].isalpha():
-        name = "x" + name
-    return name[:max_len].rstrip("-")
-
-
-def unique_name(base: str, suffix: str = "", *, max_len: int) -> str:
-    """physical_name(base, suffix) where it fits (unchanged names); when it does not, the base is
-    cut and a short hash of the whole name keeps two long names that share a start apart."""
-    full = physical_name(*(p for p in (base, suffix) if p), max_len=10_000)
-    if len(full) <= max_len:
-        return full
-    digest = hashlib.sha256(full.encode()).hexdigest()[:6]
-    room = max_len - len(digest) - 1 - (len(suffix) + 1 if suffix else 0)
-    return physical_name(full[:room], digest, *((suffix,) if suffix else ()), max_len=max_len)
-
-
-def stack_prefix(project: str, stack: str) -> str:
-    """The physical-name prefix of a stack's resources, e.g. "outspeed-token-prod"."""
-    return unique_name(f"{project}-{stack}", max_len=40)
-
-
-def account_id(prefix: str, role: str) -> str:
-    # Account ids are 6-30 characters (iam.v1 CreateServiceAccountRequest.accountId).
-    return unique_name(prefix, role, max_len=30)
 
 
 @dataclass
