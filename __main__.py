@@ -8,22 +8,22 @@ their names and aliases (`legacy_child_names`), so stacks created before the pac
 upgrade without replacing anything (tests/infra/test_infra_urns.py).
 
 Started by the Pulumi CLI as the package's plugin (PulumiPlugin.yaml) rather than as a
-program, this same file serves the provider instead: see infra/provider.py.
+program, this same file serves the provider instead: see outspeed_token/provider.py.
 """
 import pulumi
 from pulumi.runtime.settings import get_monitor
 
 if get_monitor() is None:  # no resource monitor: the language host started us as the plugin
-    from infra.provider import serve
+    from outspeed_token.provider import serve
 
     serve()
     raise SystemExit(0)
 
-from infra.endpoint import TokenEndpoint
-from infra.endpoint_args import TokenEndpointArgs, from_config
-from infra.settings import check_secret_config
-from infra.stackfiles import declared_keys
-from infra.names import stack_prefix
+from outspeed_token.endpoint import TokenEndpoint
+from outspeed_token.endpoint_args import TokenEndpointArgs, from_config
+from outspeed_token.settings import check_secret_config
+from outspeed_token.stackfiles import declared_keys
+from outspeed_token.names import stack_prefix
 
 config = pulumi.Config()
 values = {key: config.get(key) for key in declared_keys() if key != "outspeedApiKey"}

@@ -1,7 +1,7 @@
 """One rule per configured value, shared by the function and the infra.
 
 The function applies these to its environment at cold start (token_settings); the infra
-applies the very same functions to stack config at `pulumi preview` (infra.settings loads
+applies the very same functions to stack config at `pulumi preview` (outspeed_token.settings loads
 this file by path: it ships inside function/ and is not a package). So a value preview
 accepts is a value the function accepts, by construction (tests/test_rule_agreement.py runs
 every case through both sides).

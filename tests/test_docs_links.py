@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.monitoring import MonitoringSettings, alert_specs, documentation
+from outspeed_token.monitoring import MonitoringSettings, alert_specs, documentation
 from tools.doc_anchors import anchors, broken_links, file_anchors, is_external, links, slug
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import stackfiles
-from infra.settings import function_environment, parse_mapping
+from outspeed_token import stackfiles
+from outspeed_token.settings import function_environment, parse_mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "function"))
 import token_policy  # noqa: E402

@@ -2,7 +2,7 @@
 
 DESIGN.md: bad config fails `pulumi preview`. So every value the function checks at cold
 start is run through both sides here:
-- the infra: stack config -> `infra.settings.parse_mapping` (accepts, or raises ConfigError);
+- the infra: stack config -> `outspeed_token.settings.parse_mapping` (accepts, or raises ConfigError);
 - the function: the environment the infra derives from a good config, with the value under
   test written into its variable as the infra would write it -> `token_settings.from_env`
   (accepts, or raises SettingsError).
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from infra.settings import ConfigError, function_environment, parse_mapping
+from outspeed_token.settings import ConfigError, function_environment, parse_mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "function"))
 import token_settings  # noqa: E402  (the function's own settings module, as deployed)
@@ -212,8 +212,8 @@ def test_both_sides_run_the_one_rules_file_which_needs_only_the_standard_library
     import ast
 
     import token_rules
-    from infra.settings import rules
-    from infra.source import DEFAULT_SOURCE_DIR
+    from outspeed_token.settings import rules
+    from outspeed_token.source import DEFAULT_SOURCE_DIR
 
     path = DEFAULT_SOURCE_DIR / "token_rules.py"
     assert Path(rules.__file__) == path == Path(token_rules.__file__).resolve()

@@ -1,7 +1,7 @@
 """`make run`: the token endpoint, its upstream and the example page, in one foreground command.
 
 - the endpoint (function/main.py under functions-framework, via FunctionServer) on
-  http://localhost:8080/token, configured from Pulumi.dev.yaml through the infra package's own
+  http://localhost:8080/token, configured from Pulumi.dev.yaml through the outspeed_token package's own
   settings -> function-environment code, so it behaves as the deployed dev stack does;
 - with no OUTSPEED_API_KEY in the environment, an embedded OutspeedStandIn as the upstream
   (announced); with one, the real Outspeed API (OUTSPEED_API_BASE overrides the base URL);
@@ -53,9 +53,9 @@ def function_env(stack: str, root: Path = ROOT) -> tuple[dict[str, str], tuple[s
     package's own code, exactly as the deployed stack derives them.
 
     The API key is not part of it (in the cloud it comes from Secret Manager); the caller adds it.
-    Raises infra.settings.ConfigError (one line naming the key and the fix) on bad config.
+    Raises outspeed_token.settings.ConfigError (one line naming the key and the fix) on bad config.
     """
-    from infra import settings, stackfiles  # pure modules: no Pulumi engine needed
+    from outspeed_token import settings, stackfiles  # pure modules: no Pulumi engine needed
 
     config = stackfiles.stack_config(stack, root)
     parsed = settings.parse_mapping(stackfiles.project_values(config))

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from infra.settings import SERVER_ENVIRONMENT
+from outspeed_token.settings import SERVER_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTION_SOURCE = ROOT / "function" / "main.py"

@@ -1,5 +1,5 @@
 """`python -m tools.package_usage`: the TypeScript and YAML usage shown in docs/package.md,
-generated from the plugin's schema (infra/provider.py, what the SDK infers from
+generated from the plugin's schema (outspeed_token/provider.py, what the SDK infers from
 TokenEndpoint's annotations), so the property names and types in the docs are the schema's.
 
 Each example is a dev and a prod endpoint; every property used is looked up in the schema
@@ -92,7 +92,7 @@ def render(schema: dict) -> str:
 
 
 def main() -> None:
-    from infra.provider import build_provider
+    from outspeed_token.provider import build_provider
 
     print(render(json.loads(build_provider().schema)), end="")
 

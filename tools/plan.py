@@ -48,7 +48,7 @@ def stack_runtime_config(stack: str, overrides: Optional[dict[str, Any]] = None,
     (lists and objects as JSON). Placeholders for gcp:project and the secret key are only
     added when the stack file does not set them. `overrides`: bare or qualified key -> value;
     None removes the key."""
-    from infra.stackfiles import stack_config
+    from outspeed_token.stackfiles import stack_config
 
     merged: dict[str, Any] = stack_config(stack, ROOT)
     merged.setdefault("gcp:project", PLACEHOLDER_PROJECT)

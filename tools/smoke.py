@@ -422,7 +422,7 @@ def _resolve_map(entries: list[str]) -> dict[str, str]:
 
 
 def build_target(args: argparse.Namespace) -> Target:
-    from infra import settings as infra_settings, stackfiles  # pure modules: no Pulumi engine
+    from outspeed_token import settings as infra_settings, stackfiles  # pure modules: no Pulumi engine
 
     try:
         parsed = infra_settings.parse_mapping(stackfiles.project_values(stackfiles.stack_config(args.stack, args.root)))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from function_helpers import API_KEY, SESSION_CONFIG, error_of
-from infra import stackfiles
-from infra.settings import function_environment, parse_mapping
+from outspeed_token import stackfiles
+from outspeed_token.settings import function_environment, parse_mapping
 from token_policy import Rejection, UpstreamCall, plan
 from token_settings import Settings, SettingsError, from_env
 from tools.demo_issuer import DemoIssuer

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 FUNCTION_DIR = Path(__file__).resolve().parents[2] / "function"
 _PIN = re.compile(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!-]+)")
-# The deployed runtime (infra/token_function.py RUNTIME) and the local one.
+# The deployed runtime (outspeed_token/token_function.py RUNTIME) and the local one.
 PYTHONS = ("3.11", "3.12")
 
 

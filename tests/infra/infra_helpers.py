@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from infra import stackfiles
-from infra.settings import Settings, parse_mapping
+from outspeed_token import stackfiles
+from outspeed_token.settings import Settings, parse_mapping
 from tools.plan import PLACEHOLDER_PROJECT, run_isolated
 
 TEST_API_KEY = "osk-test-7c1e9a54f0b24d8e-not-a-real-key"

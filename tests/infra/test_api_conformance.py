@@ -85,7 +85,7 @@ def _violations(resource: dict[str, Any]) -> list[str]:
     return report.violations
 
 
-# The alert condition shape infra/monitoring.py planned before issue 21: duration 0s with
+# The alert condition shape outspeed_token/monitoring.py planned before issue 21: duration 0s with
 # evaluationMissingData. The Monitoring API answers 400 "Conditions setting evaluation_missing_data
 # must have a non-zero duration"; the check must say so.
 OLD_CONDITION = {

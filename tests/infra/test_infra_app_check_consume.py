@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.settings import ConfigError, function_environment, parse_mapping
+from outspeed_token.settings import ConfigError, function_environment, parse_mapping
 from infra_helpers import of_type, one, run
 from tools.plan import PLACEHOLDER_PROJECT
 

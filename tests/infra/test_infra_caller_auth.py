@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra import stackfiles
-from infra.settings import AppCheckAuth, CallerAuth, ConfigError, IdTokenAuth, function_environment, parse_mapping
+from outspeed_token import stackfiles
+from outspeed_token.settings import AppCheckAuth, CallerAuth, ConfigError, IdTokenAuth, function_environment, parse_mapping
 from infra_helpers import one, run
 
 ISSUER = "https://securetoken.google.com/my-project"

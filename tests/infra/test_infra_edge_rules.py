@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from infra.edge import origin_deny_expression, origin_regex
+from outspeed_token.edge import origin_deny_expression, origin_regex
 
 HOSTS = ("app.example.com", "www.example.com", "localhost")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from infra.endpoint import DEFAULT_PREFIX_HEAD, _plain, default_prefix
-from infra.settings import ConfigError
-from infra.token_function import physical_name
+from outspeed_token.endpoint import DEFAULT_PREFIX_HEAD, _plain, default_prefix
+from outspeed_token.settings import ConfigError
+from outspeed_token.token_function import physical_name
 
 
 def test_default_prefix_is_unique_where_account_ids_cut_it():

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import stackfiles
-from infra.endpoint_args import TokenEndpointArgs, camel, from_config, snake, to_config
-from infra.settings import ConfigError, parse_mapping
+from outspeed_token import stackfiles
+from outspeed_token.endpoint_args import TokenEndpointArgs, camel, from_config, snake, to_config
+from outspeed_token.settings import ConfigError, parse_mapping
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

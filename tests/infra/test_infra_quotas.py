@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.quota_store import redis_instance_id, network_name
-from infra.settings import Budget, ConfigError, function_environment, parse, parse_mapping
+from outspeed_token.quota_store import redis_instance_id, network_name
+from outspeed_token.settings import Budget, ConfigError, function_environment, parse, parse_mapping
 from infra_helpers import REGION, of_type, one, run
 from tools.plan import PLAN_REDIS_AUTH, PLAN_REDIS_CA, render
 

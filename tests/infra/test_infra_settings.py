@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from infra import stackfiles
-from infra.settings import DEFAULTS, ConfigError, function_environment, parse, parse_mapping
+from outspeed_token import stackfiles
+from outspeed_token.settings import DEFAULTS, ConfigError, function_environment, parse, parse_mapping
 
 DESIGN_KEYS = {
     "authEnabled", "allowedHostnames", "agentIds", "sessionConfig", "allowClientSessionConfig", "outspeedApiKey",

@@ -1,5 +1,5 @@
 """What Cloud Logging and Cloud Monitoring would do with the function's log lines, for exactly
-the constructs infra/monitoring.py uses, so the tests can run the planned metric filters,
+the constructs outspeed_token/monitoring.py uses, so the tests can run the planned metric filters,
 extractors and alert filters over real lines.
 
 Deliberately small and strict: every helper refuses any construct it does not implement
@@ -172,13 +172,13 @@ def monitoring_filter_metric_type(filter_: str) -> str:
 
 
 # --- one evaluation window of a metric-threshold condition -------------------------------------
-# Models exactly what infra/monitoring.py configures: every point falls inside one alignment
+# Models exactly what outspeed_token/monitoring.py configures: every point falls inside one alignment
 # period, ALIGN_SUM + REDUCE_SUM with no grouping (one output series), an optional ratio, and
 # missing data treated as "not met" (EVALUATION_MISSING_DATA_INACTIVE). Anything else is refused.
 # The points arrive as one burst: the rolling window's value stays where the burst put it for one
 # alignment period, and the condition must hold for its `duration` before it counts as met, with
 # a minute of slack for the evaluation cadence. So a burst is met only when the alignment period
-# is at least the duration plus 60 s (infra/monitoring.py: MIN_WINDOW_MINUTES).
+# is at least the duration plus 60 s (outspeed_token/monitoring.py: MIN_WINDOW_MINUTES).
 EVALUATION_SLACK_SECONDS = 60
 
 def _window_sum(filter_: str, aggregations: list[dict[str, Any]], points: list[dict[str, Any]]) -> Optional[float]:

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 import logcontract as lc
-from infra import monitoring as mon
+from outspeed_token import monitoring as mon
 from tools.function_server import FunctionServer, free_port
 from tools.outspeed_standin import OutspeedStandIn
 from tools.plan import PLACEHOLDER_PROJECT, ROOT, run_isolated

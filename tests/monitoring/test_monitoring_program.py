@@ -236,7 +236,7 @@ def test_alert_policies_wait_until_monitoring_knows_their_new_metrics(runs):
     """Monitoring answers 404 "Cannot find metric(s)" for up to 10 minutes after a log-based
     metric is created, and the provider does not retry: policies wait on a sleep after the
     metrics, which runs again whenever a metric is created anew (its name is a trigger)."""
-    from infra.monitoring import METRICS_SETTLE
+    from outspeed_token.monitoring import METRICS_SETTLE
 
     run = runs["prod_emails"]
     (sleep,) = [r for r in of_type(run, "time:index/sleep:Sleep") if r["name"].startswith("monitoring-")]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import logcontract as lc
-from infra import monitoring as mon
+from outspeed_token import monitoring as mon
 from tools.plan import PLACEHOLDER_PROJECT, run_isolated
 
 SERVICE = "outspeed-token-prod"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import stackfiles
-from infra.monitoring import MonitoringSettings, parse_monitoring
-from infra.settings import DEFAULTS, ConfigError, parse_mapping
+from outspeed_token import stackfiles
+from outspeed_token.monitoring import MonitoringSettings, parse_monitoring
+from outspeed_token.settings import DEFAULTS, ConfigError, parse_mapping
 
 
 def test_defaults_are_the_declared_ones_and_the_designs():
@@ -45,7 +45,7 @@ def test_cli_json_and_partial_objects_parse_with_defaults_filled_in():
 def test_caller_alerts_follow_caller_auth_not_the_stack_name():
     # Issue 18: the caller-verification alert and the unauthenticated surge exist only where callers
     # are verified (no callerAuth: neither code can occur), and the surge switches off with 0.
-    from infra.monitoring import alert_specs
+    from outspeed_token.monitoring import alert_specs
     verified = {"callerAuth": {"appCheck": {"projectNumber": "123456789012"}}}
     for auth in (False, True):
         base = {"authEnabled": auth, "domain": "token.example.com", "agentIds": ["a-1"]}
@@ -116,7 +116,7 @@ def test_bad_monitoring_config_names_the_field_and_the_fix(label, value, key, ph
 
 
 def test_every_alert_links_a_runbook_that_exists_in_operations_md():
-    from infra.monitoring import alert_specs
+    from outspeed_token.monitoring import alert_specs
     from tools.doc_anchors import anchors, slug
     from tools.plan import ROOT
     page = (ROOT / "docs" / "operations.md").read_text()

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from infra._version import __version__
-from infra.source import deployable_files, source_hash, zip_bytes
+from outspeed_token._version import __version__
+from outspeed_token.source import deployable_files, source_hash, zip_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_FUNCTION = ROOT / "function"
 # What the wheel is built from (copied, so the build leaves nothing in the working tree).
-BUILD_INPUTS = ("pyproject.toml", "infra", "function", "docs/package.md")
+BUILD_INPUTS = ("pyproject.toml", "outspeed_token", "function", "docs/package.md")
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.provider import build_provider
+from outspeed_token.provider import build_provider
 from tools import package_usage
 
 ROOT = Path(__file__).resolve().parents[2]

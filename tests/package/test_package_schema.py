@@ -1,5 +1,5 @@
 """The plugin's schema (issue 19 item 4): what the SDK's analyzer infers from TokenEndpoint's
-annotations (plus the secrets infra/provider.py marks), checked in-process, and the same
+annotations (plus the secrets outspeed_token/provider.py marks), checked in-process, and the same
 schema read from the plugin process started as the Pulumi CLI starts it (GetSchema over gRPC)."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import grpc
 import pytest
 import yaml
 
-from infra import stackfiles
-from infra._version import __version__
-from infra.endpoint_args import camel
-from infra.provider import build_provider
+from outspeed_token import stackfiles
+from outspeed_token._version import __version__
+from outspeed_token.endpoint_args import camel
+from outspeed_token.provider import build_provider
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "outspeed-token:index:TokenEndpoint"

@@ -2,7 +2,7 @@
 tests: HTTPS on one port with a certificate of a throwaway CA made at test time, plain HTTP on
 another, a Host check, and forwarding of the domain's requests to a real function server.
 
-What the real load balancer does (infra/edge.py) is the default; each knob breaks one part of
+What the real load balancer does (outspeed_token/edge.py) is the default; each knob breaks one part of
 it, so every prod-only smoke line can be seen to fail:
 - `redirect_status`: what :80 answers for the domain (308 to https; e.g. 301 to break it);
 - `unknown_host_status`: what both ports answer for another Host (404; None forwards it to the

@@ -44,7 +44,7 @@ class MonitoringSettings:
     runbook_url: str = FIELDS["runbookUrl"]
     unauthenticated_per_minute_alert: int = FIELDS["unauthenticatedPerMinuteAlert"]  # 0 = off
     # Not a monitoring field: whether the stack verifies callers (callerAuth), set by
-    # infra.settings.parse. The caller-auth alerts and chart exist only where it does.
+    # outspeed_token.settings.parse. The caller-auth alerts and chart exist only where it does.
     caller_checks: bool = False
 
     @property

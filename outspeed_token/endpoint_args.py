@@ -5,7 +5,7 @@ Each field is the snake_case twin of a stack-config key of Pulumi.yaml (`rate_li
 analyzer uses (`pulumi.provider.experimental.util.camel_case`), so the schema's names, the
 stack-config keys and the error messages (`config outspeed-token:rateLimit.banSeconds: ...`)
 all say the same thing. `to_config` turns args into the camelCase mapping that
-`infra.settings.parse_mapping` validates: there is ONE validation path, and stack config
+`outspeed_token.settings.parse_mapping` validates: there is ONE validation path, and stack config
 (`__main__.py`, through `from_config`) is just one producer of args.
 
 The field docstrings become the schema's descriptions (the analyzer reads them from this
@@ -190,7 +190,7 @@ def _convert_object(value: Mapping, path: str, key_fn) -> dict:
 
 
 def to_config(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Args -> the bare camelCase stack-config mapping `infra.settings.parse_mapping` validates.
+    """Args -> the bare camelCase stack-config mapping `outspeed_token.settings.parse_mapping` validates.
 
     Only fields the caller set (not None) appear, so the parser's defaults (Pulumi.yaml's)
     apply to the rest, exactly as for a stack that does not set a key."""

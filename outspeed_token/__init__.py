@@ -3,8 +3,8 @@
     from outspeed_token import TokenEndpoint
     endpoint = TokenEndpoint("voice", {"outspeed_api_key": key, "auth_enabled": False})
 
-Installed, this package is `outspeed_token` (pyproject.toml maps it onto this directory); in
-the repository it is still imported as `infra` by the program, tools and tests.
+The repository's own program (`__main__.py`), tools and tests import it from the checkout;
+pip installs it with the function's source inside (pyproject.toml).
 
 Kept import-light on purpose: `settings`, `endpoint_args` and `stackfiles` are pure (no
 Pulumi runtime, no pulumi_gcp), so tools such as `make run` can derive the function's

@@ -2,7 +2,7 @@
 
 Two halves in one module:
 - config: `monitoring` (Pulumi.yaml) -> `MonitoringSettings` via `parse_monitoring`, pure
-  (no Pulumi runtime, no pulumi_gcp), so `infra.settings.parse` can call it;
+  (no Pulumi runtime, no pulumi_gcp), so `outspeed_token.settings.parse` can call it;
 - the `Monitoring` component, which builds the cloud resources from those settings.
 
 Everything is derived from the function's own JSON log line (function/token_log.py). Cloud
@@ -457,7 +457,7 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("outspeed-token:infra:Monitoring", name, None, opts)
-        # Imported here, not at the top: infra.settings imports this module for parse_monitoring
+        # Imported here, not at the top: outspeed_token.settings imports this module for parse_monitoring
         # and stays free of pulumi_gcp (local tools read config without it).
         import pulumi_gcp as gcp
         import pulumiverse_time as pulumi_time

@@ -194,7 +194,7 @@ class TokenFunction(pulumi.ComponentResource):
             ))
 
         # Source: the object's name carries the content hash of function/, and its bytes are a
-        # deterministic zip of the same files (infra/source.py), so an unchanged tree is no diff.
+        # deterministic zip of the same files (outspeed_token/source.py), so an unchanged tree is no diff.
         self.source_hash = source_hash(args.source_dir)
         self.bucket = gcp.storage.Bucket(
             f"{name}-source",

@@ -6,7 +6,7 @@ Pure: no Pulumi runtime and no pulumi_gcp, so it is unit-testable and usable by 
 Every bad value raises one `ConfigError` naming the key and the fix; `ConfigError` is a
 `pulumi.RunError`, so `pulumi preview` prints the message without a stack trace and fails.
 Values may arrive as the Pulumi CLI passes them (strings; JSON for lists and objects) or as
-YAML-typed values (from `infra.stackfiles`); both parse the same way.
+YAML-typed values (from `outspeed_token.stackfiles`); both parse the same way.
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class CallerAuth:
 MAX_BUDGET_COUNT = 10 ** 9
 MAX_WINDOW_SECONDS = 366 * 86400
 QUOTA_STORES = ("memorystore", "external")
-# The memorystore store's /26 subnet (infra.quota_store) has 60 usable addresses; Direct VPC
+# The memorystore store's /26 subnet (outspeed_token.quota_store) has 60 usable addresses; Direct VPC
 # egress uses about two per instance and reserves them 16 at a time (Cloud Run, "Direct VPC
 # egress with a VPC network", IP address allocation): above this many instances, scale-out can
 # run out of addresses.
@@ -150,7 +150,7 @@ class Settings:
     memory: str
     caller_auth: CallerAuth = CallerAuth()
     warnings: tuple[str, ...] = field(default=(), compare=False)
-    monitoring: Optional[MonitoringSettings] = None  # infra.monitoring; None = no monitoring
+    monitoring: Optional[MonitoringSettings] = None  # outspeed_token.monitoring; None = no monitoring
     quotas: Optional[Quotas] = None  # None = no spend ceiling
 
     # Everything below is derived from authEnabled, never from the stack's name.
@@ -478,7 +478,7 @@ def parse(get: Callable[[str], Any], is_secret: Optional[Callable[[str], bool]] 
 
 
 def parse_mapping(values: Mapping[str, Any]) -> Settings:
-    """Settings from bare key -> value (e.g. `infra.stackfiles.project_values(...)`)."""
+    """Settings from bare key -> value (e.g. `outspeed_token.stackfiles.project_values(...)`)."""
     return parse(values.get)
 
 
@@ -505,7 +505,7 @@ def function_environment(settings: Settings, project: str, key_prefix: str = PRO
 
     OUTSPEED_API_KEY and QUOTA_REDIS_URL are deliberately absent: they are secret environment
     variables bound to Secret Manager versions, never plain values; QUOTA_REDIS_CA_CERT comes
-    from the Memorystore instance (infra.token_function). Empty lists are left unset (= any; for
+    from the Memorystore instance (outspeed_token.token_function). Empty lists are left unset (= any; for
     agents only where ALLOW_ANY_AGENT is true). `key_prefix`: the stack's resource prefix, the
     namespace of this endpoint's keys in the quota store.
     """
