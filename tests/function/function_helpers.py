@@ -141,3 +141,18 @@ def own_stack(**env: str):
     finally:
         server.stop()
         upstream.stop()
+
+
+def run_with_client(coro):
+    """Run `coro` in a fresh event loop, closing the process's pooled client before the loop
+    ends (the client belongs to the loop that made it)."""
+    import asyncio
+
+    import token_upstream
+
+    async def with_cleanup():
+        try:
+            return await coro
+        finally:
+            await token_upstream.close()
+    return asyncio.run(with_cleanup())

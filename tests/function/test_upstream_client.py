@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import token_upstream
-from function_helpers import FUNCTION_DIR
+from function_helpers import FUNCTION_DIR, run_with_client
 from token_policy import UpstreamCall
 from token_settings import Settings
 from token_upstream import Failed, FetchError, Minted, fetch
@@ -137,13 +137,7 @@ def recorder():
     server.close()
 
 
-def run(coro):
-    async def with_cleanup():
-        try:
-            return await coro
-        finally:
-            await token_upstream.close()
-    return asyncio.run(with_cleanup())
+run = run_with_client
 
 
 def mint_at(base: str, path: str = "", **settings) -> Minted | Failed:

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import token_upstream
+from function_helpers import run_with_client
 from token_upstream import FetchError, Fetched, fetch
 
 JWKS = b'{"keys": []}'
@@ -65,13 +66,7 @@ def base():
     server.server_close()
 
 
-def run(coro):
-    async def with_cleanup():
-        try:
-            return await coro
-        finally:
-            await token_upstream.close()
-    return asyncio.run(with_cleanup())
+run = run_with_client
 
 
 def test_fetch_returns_status_case_insensitive_headers_and_body(base):
