@@ -104,10 +104,15 @@ def metric_type(metric_name: str) -> str:
     return f"logging.googleapis.com/user/{metric_name}"
 
 
+def _label_filter(metric_name: str, label: str, values: Sequence[str]) -> str:
+    """One of the function's log-based metrics, where `label` is one of `values`."""
+    match = f'"{values[0]}"' if len(values) == 1 else f"one_of({_quoted(values)})"
+    return (f'metric.type="{metric_type(metric_name)}" AND resource.type="cloud_run_revision" '
+            f"AND metric.label.{label}={match}")
+
+
 def codes_filter(requests_metric: str, codes: Sequence[str]) -> str:
-    match = f'"{codes[0]}"' if len(codes) == 1 else f"one_of({_quoted(codes)})"
-    return (f'metric.type="{metric_type(requests_metric)}" AND resource.type="cloud_run_revision" '
-            f"AND metric.label.code={match}")
+    return _label_filter(requests_metric, "code", codes)
 
 
 def platform_failed_filter(service_name: str) -> str:
@@ -122,9 +127,7 @@ def quota_log_filter(service_name: str) -> str:
 
 
 def quota_filter(quota_metric: str, quotas: Sequence[str]) -> str:
-    match = f'"{quotas[0]}"' if len(quotas) == 1 else f"one_of({_quoted(quotas)})"
-    return (f'metric.type="{metric_type(quota_metric)}" AND resource.type="cloud_run_revision" '
-            f"AND metric.label.quota={match}")
+    return _label_filter(quota_metric, "quota", quotas)
 
 
 def armor_metric_filter(armor_metric: str) -> str:
