@@ -2,6 +2,8 @@
 tests/package runs two endpoints in one program from the installed wheel)."""
 from __future__ import annotations
 
+import asyncio
+
 import pulumi
 import pytest
 
@@ -21,7 +23,17 @@ def test_default_prefix_is_unique_where_account_ids_cut_it():
     assert len({default_prefix("a", "dev", "x"), default_prefix("b", "dev", "x"), default_prefix("a", "prod", "x")}) == 3
 
 
-def test_values_that_decide_resources_must_be_known_at_preview():
+@pytest.fixture
+def event_loop():
+    """pulumi.Output needs a current event loop; earlier tests in the session may have closed theirs."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+def test_values_that_decide_resources_must_be_known_at_preview(event_loop):
     with pytest.raises(ConfigError) as err:
         _plain("rateLimit", {"requestsPerMinute": pulumi.Output.from_input(5)})
     assert err.value.key == "rateLimit.requestsPerMinute" and "known at preview" in str(err.value)
