@@ -158,6 +158,12 @@ class AlertSpec:
     combiner: str = "OR"  # "AND": every condition must hold at once
 
 
+def _above(display_name: str, filter_: str, window_seconds: int, threshold: float = 0) -> dict[str, Any]:
+    """A condition: the sum of `filter_` over the window above `threshold` (0: any at all)."""
+    return {"display_name": display_name, "filter": filter_, "aggregations": [_sum(window_seconds)],
+            "comparison": "COMPARISON_GT", "threshold_value": threshold}
+
+
 def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
                 armor_metric: Optional[str], quota_metric: Optional[str] = None) -> list[AlertSpec]:
     """The policies for these settings. `armor_metric` is None without the edge, `quota_metric`
@@ -166,9 +172,8 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
     specs = [
         AlertSpec(
             "key-rejected", "Outspeed key rejected", "CRITICAL",
-            ({"display_name": f"any upstream_auth_failed in {m.alert_window_minutes} min",
-              "filter": codes_filter(requests_metric, KEY_REJECTED), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            (_above(f"any upstream_auth_failed in {m.alert_window_minutes} min",
+                    codes_filter(requests_metric, KEY_REJECTED), w),),
             "Outspeed answered 401/403 to the function: the API key the stack deployed was revoked, rotated "
             "or mistyped. Every request now fails with 502 `upstream_auth_failed`; nobody can start a session.",
             "Create or copy a valid key in the Outspeed dashboard, then `pulumi config set --secret outspeedApiKey` "
@@ -178,12 +183,10 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
         _upstream_failing(m, requests_metric),
         AlertSpec(
             "function-failing", "Token function failing", "ERROR",
-            ({"display_name": f"internal_error or not_configured in {m.alert_window_minutes} min",
-              "filter": codes_filter(requests_metric, FUNCTION_FAILED), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": 0},
-             {"display_name": f"platform {'/'.join(PLATFORM_FAILED_STATUSES)} answers in {m.alert_window_minutes} min",
-              "filter": platform_failed_filter(service_name), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": 0}),
+            (_above(f"internal_error or not_configured in {m.alert_window_minutes} min",
+                    codes_filter(requests_metric, FUNCTION_FAILED), w),
+             _above(f"platform {'/'.join(PLATFORM_FAILED_STATUSES)} answers in {m.alert_window_minutes} min",
+                    platform_failed_filter(service_name), w)),
             "The function itself failed: an unexpected exception (500 `internal_error`, logged with its traceback), "
             "no API key in its environment (500 `not_configured`), or Cloud Run answered 500/503 for it (a crash, "
             "no instance able to take the request, the caller-auth signing keys unreachable).",
@@ -209,10 +212,9 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
         per_window = m.armor_denials_per_minute_alert * m.alert_window_minutes
         specs.append(AlertSpec(
             "armor-denials", "Cloud Armor denials surging", "WARNING",
-            ({"display_name": f"more than {per_window} Cloud Armor denials in {m.alert_window_minutes} min "
-                              f"({m.armor_denials_per_minute_alert}/min)",
-              "filter": armor_metric_filter(armor_metric), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": per_window},),
+            (_above(f"more than {per_window} Cloud Armor denials in {m.alert_window_minutes} min "
+                    f"({m.armor_denials_per_minute_alert}/min)",
+                    armor_metric_filter(armor_metric), w, per_window),),
             "The load balancer's Cloud Armor policy is denying many requests: IPs over `rateLimit` get 429 and a "
             "ban (rule 2000), browsers from Origins outside `allowedHostnames` get 403 (rule 1000).",
             "Look at the dashboard's \"Cloud Armor denials\" chart by rule, and the load balancer's request logs "
@@ -223,9 +225,8 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
     if m.caller_checks:
         specs.append(AlertSpec(
             "auth-unavailable", "Caller verification unavailable", "ERROR",
-            ({"display_name": f"any auth_unavailable in {m.alert_window_minutes} min",
-              "filter": codes_filter(requests_metric, AUTH_UNAVAILABLE), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            (_above(f"any auth_unavailable in {m.alert_window_minutes} min",
+                    codes_filter(requests_metric, AUTH_UNAVAILABLE), w),),
             "The function answered 503 `auth_unavailable`: it could not fetch the signing keys (the ID-token "
             "issuer's discovery document or JWKS, or App Check's JWKS) and had none cached, so it turned callers "
             "away without looking at their tokens. Nobody served by such an instance can start a session.",
@@ -238,10 +239,9 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
         per_window = m.unauthenticated_per_minute_alert * m.alert_window_minutes
         specs.append(AlertSpec(
             "unauthenticated", "Unauthenticated callers surging", "WARNING",
-            ({"display_name": f"more than {per_window} unauthenticated or app_check_failed in "
-                              f"{m.alert_window_minutes} min ({m.unauthenticated_per_minute_alert}/min)",
-              "filter": codes_filter(requests_metric, CALLER_REFUSED), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": per_window},),
+            (_above(f"more than {per_window} unauthenticated or app_check_failed in "
+                    f"{m.alert_window_minutes} min ({m.unauthenticated_per_minute_alert}/min)",
+                    codes_filter(requests_metric, CALLER_REFUSED), w, per_window),),
             "Many callers were refused with 401: no valid ID token (`unauthenticated`) or App Check token "
             "(`app_check_failed`). Either someone is scripting the endpoint without credentials, or your own "
             "frontend stopped sending valid tokens (a release, an expired or misconfigured sign-in).",
@@ -255,9 +255,8 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
         # per-caller refusals are the ceiling working, a dashboard chart only.
         specs.append(AlertSpec(
             "global-budget", "Global mint budget reached", "ERROR",
-            ({"display_name": f"any global quota_exceeded in {m.alert_window_minutes} min",
-              "filter": quota_filter(quota_metric, (QUOTA_GLOBAL,)), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            (_above(f"any global quota_exceeded in {m.alert_window_minutes} min",
+                    quota_filter(quota_metric, (QUOTA_GLOBAL,)), w),),
             "The endpoint's global budget (`quotas.global`) is spent: every caller gets 429 `quota_exceeded` "
             "until the refusing window turns (`Retry-After`). Either real demand outgrew the budget or someone "
             "is minting keys as fast as the ceiling allows.",
@@ -267,9 +266,8 @@ def alert_specs(m: MonitoringSettings, service_name: str, requests_metric: str,
             "global-mint-budget-reached"))
         specs.append(AlertSpec(
             "quota-store", "Quota store failing", "ERROR",
-            ({"display_name": f"quota_unavailable or unchecked (failOpen) mints in {m.alert_window_minutes} min",
-              "filter": quota_filter(quota_metric, QUOTA_STORE_FAILED), "aggregations": [_sum(w)],
-              "comparison": "COMPARISON_GT", "threshold_value": 0},),
+            (_above(f"quota_unavailable or unchecked (failOpen) mints in {m.alert_window_minutes} min",
+                    quota_filter(quota_metric, QUOTA_STORE_FAILED), w),),
             "The function could not reach the quota store within its bound: with `failOpen: false` callers get "
             "503 `quota_unavailable` (nobody can start a session); with `failOpen: true` keys are minted without "
             "a budget check.",
