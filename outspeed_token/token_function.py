@@ -112,6 +112,7 @@ class TokenFunction(pulumi.ComponentResource):
             display_name=f"{args.prefix} token function (build)",
             opts=child(),
         )
+        runtime_member = self.runtime_account.email.apply(lambda e: f"serviceAccount:{e}")
         build_member = self.build_account.email.apply(lambda e: f"serviceAccount:{e}")
         build_grants: list[pulumi.Resource] = [
             gcp.projects.IAMMember(
@@ -172,7 +173,7 @@ class TokenFunction(pulumi.ComponentResource):
             project=project,
             secret_id=self.secret.id,
             role=SECRET_ACCESSOR,
-            member=self.runtime_account.email.apply(lambda e: f"serviceAccount:{e}"),
+            member=runtime_member,
             opts=child(),
         )
         accessors: list[pulumi.Resource] = [accessor]
@@ -189,7 +190,7 @@ class TokenFunction(pulumi.ComponentResource):
                 project=project,
                 secret_id=self.quota_store.secret.id,
                 role=SECRET_ACCESSOR,
-                member=self.runtime_account.email.apply(lambda e: f"serviceAccount:{e}"),
+                member=runtime_member,
                 opts=child(),
             ))
 
@@ -221,7 +222,7 @@ class TokenFunction(pulumi.ComponentResource):
                 f"{name}-runtime-appcheck-verifier",
                 project=project,
                 role=APP_CHECK_CONSUME_ROLE,
-                member=self.runtime_account.email.apply(lambda e: f"serviceAccount:{e}"),
+                member=runtime_member,
                 opts=child(),
             ))
 
