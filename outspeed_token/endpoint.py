@@ -17,7 +17,8 @@ from .endpoint_args import TokenEndpointArgs, to_config
 from .monitoring import Monitoring, MonitoringArgs, logs_url
 from .settings import ConfigError, Settings, parse_mapping
 from .source import DEFAULT_SOURCE_DIR
-from .token_function import TokenFunction, TokenFunctionArgs, physical_name
+from .names import physical_name
+from .token_function import TokenFunction, TokenFunctionArgs
 
 TYPE = "outspeed-token:index:TokenEndpoint"
 # Only tests and `make plan` point this elsewhere (to hash a modified copy of function/).

@@ -11,7 +11,7 @@ import pulumi_gcp as gcp
 import pulumiverse_time as pulumi_time
 
 from .apis import ProjectApis
-from .names import account_id, physical_name, stack_prefix, unique_name  # noqa: F401  (re-exported)
+from .names import account_id, physical_name
 from .quota_store import CA_ENV, URL_ENV, QuotaStore, QuotaStoreArgs
 from .settings import Settings, function_environment
 from .source import source_hash, write_zip

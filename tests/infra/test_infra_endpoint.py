@@ -9,7 +9,7 @@ import pytest
 
 from outspeed_token.endpoint import DEFAULT_PREFIX_HEAD, _plain, default_prefix
 from outspeed_token.settings import ConfigError
-from outspeed_token.token_function import physical_name
+from outspeed_token.names import physical_name
 
 
 def test_default_prefix_is_unique_where_account_ids_cut_it():

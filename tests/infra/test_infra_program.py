@@ -448,7 +448,7 @@ def test_function_change_renames_the_source_object_and_unchanged_tree_keeps_it(t
 def test_account_ids_of_stacks_sharing_a_long_start_stay_apart_and_valid(stacks):
     """Issue 21 #7: ids cut to 23 characters of the prefix collided between such stacks."""
     import conformance
-    from outspeed_token.token_function import account_id, physical_name, stack_prefix
+    from outspeed_token.names import account_id, physical_name, stack_prefix
 
     valid = conformance.FIELD_RULES[("iam.v1", "CreateServiceAccountRequest", "accountId")][0]
     ids = []
@@ -466,7 +466,7 @@ def test_account_ids_of_stacks_sharing_a_long_start_stay_apart_and_valid(stacks)
 
 
 def test_names_that_already_fit_are_kept(stack_runs):
-    from outspeed_token.token_function import account_id, stack_prefix
+    from outspeed_token.names import account_id, stack_prefix
 
     assert account_id("outspeed-token-prod", "build") == "outspeed-token-prod-build"
     assert stack_prefix("outspeed-token", "dev") == "outspeed-token-dev"
