@@ -1,7 +1,8 @@
 """`make bench`: the token endpoint against a hand-written Node (express) server, side by side.
 
 Everything runs on 127.0.0.1 in one invocation, bounded in time (about 2 minutes):
-  - the Outspeed stand-in (tools/outspeed_standin.py) in its own process, fixed delay;
+  - the Outspeed stand-in: bench/upstream.py's event-loop stand-in (uvloop + httptools) in its
+    own process, fixed delay (its CPU per request is a row of its own);
   - the endpoint: function/main.py under functions-framework exactly as Cloud Functions runs
     it (tools/function_server.py: the CLI in ASGI mode, gunicorn + one uvicorn worker on
     uvloop + httptools; THREADS sizes its upstream connection pool);
@@ -207,6 +208,7 @@ class Column:
     c64: load.Result | None = None
     cpu_per_1k: float | None = None
     cpu_busy: float | None = None  # cores the server kept busy during the rate run
+    standin_cpu_per_1k: float | None = None  # the stand-in's CPU ms per request over the same rate run
     conns: int | None = None
     conns_requests: int | None = None
     rss_mib: float | None = None
@@ -226,12 +228,14 @@ def measure(col: Column, url: str, path: str, body: bytes, headers: dict[str, st
     conns_before = upstream.connections
     warm = load.run(target, body, headers, concurrency=args.concurrency, duration=args.warmup_seconds,
                     use_wrk=use_wrk)
-    cpu_before = procstat.cpu_seconds(pids())
+    cpu_before, standin_before = procstat.cpu_seconds(pids()), procstat.cpu_seconds([upstream.pid])
     col.c64 = load.run(target, body, headers, concurrency=args.concurrency, duration=args.rate_seconds,
                        use_wrk=use_wrk)
-    cpu_after = procstat.cpu_seconds(pids())
+    cpu_after, standin_after = procstat.cpu_seconds(pids()), procstat.cpu_seconds([upstream.pid])
     col.conns = upstream.connections - conns_before
     col.conns_requests = warm.requests + col.c64.requests
+    if col.c64.requests:
+        col.standin_cpu_per_1k = (standin_after - standin_before) / col.c64.requests * 1000
     if pids():
         col.cpu_per_1k = (cpu_after - cpu_before) / col.c64.requests * 1000 if col.c64.requests else None
         col.cpu_busy = (cpu_after - cpu_before) / col.c64.seconds
@@ -301,6 +305,8 @@ def build_rows(direct: Column, fn: Column, node: Column | None, floor: Column, i
          verdict(None if fn.cpu_per_1k is None else fn.cpu_per_1k <= 0.40)],
         [f"server CPU busy during c={c} run (cores)", "-",
          *[fmt(col.cpu_busy, ".2f") if col else "n/a" for col in (fn, node, floor)], "", ""],
+        [f"stand-in CPU ms per request, c={c} (bench/upstream.py; not part of any server)",
+         *each(lambda col: fmt(col.standin_cpu_per_1k, ".3f")), "", ""],
         ["peak RSS (MiB, VmHWM)", "-", f"{fn.rss_mib:.1f} ({fn.rss_note})",
          fmt(node.rss_mib if node else None), f"{floor.rss_mib:.1f} ({floor.rss_note})", "< 128",
          verdict(fn.rss_mib < 128)],

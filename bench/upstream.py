@@ -1,25 +1,138 @@
-"""The Outspeed stand-in (tools/outspeed_standin.py) in its own process for the bench.
+"""The bench's Outspeed stand-in: `POST /v1/realtime/sessions` answered after a fixed delay,
+in its own process, on an event loop (uvloop + httptools, which the endpoint itself runs on).
+
+Why not tools/outspeed_standin.py (the tests' stand-in, a thread per connection on
+http.server): on the bench's 2 cores the stand-in plays a remote API, yet its CPU comes out of
+the same two cores as the server under test. The threaded one spends ~0.35 ms of CPU per
+answer (two thirds of a core at 1,900 answers/s), which starves whichever server can use more
+than one core and caps every column at what the stand-in can answer. This one spends a fraction
+of that (`make bench` prints its CPU per request), answers like the real API where the bench
+can see it (HTTP/1.1 keep-alive, a fresh session JSON with an ephemeral key per call, 401 for a
+wrong key, 404 off the sessions path), and counts the connections it accepted, so connection
+reuse by the endpoint is still measured.
 
 In the bench's own process it would share a GIL with the Python load client and the
-orchestration; in a child it has its own interpreter, like a real remote API. The parent
-still reads its connection counter through a pipe.
+orchestration; in a child it has its own interpreter, like a real remote API. The parent reads
+its connection counter through a pipe.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import multiprocessing as mp
+import secrets
+import threading
+import time
+from urllib.parse import unquote_plus
 
-from tools.outspeed_standin import OutspeedStandIn
+SESSIONS_PATH = b"/v1/realtime/sessions"
+SESSION_TTL_SECONDS = 60
+
+
+def _answer(status: int, reason: str, body: bytes) -> bytes:
+    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def session_body(agent_id: str | None) -> bytes:
+    """A fresh session, shaped as tools/outspeed_standin.py's (and the real API's)."""
+    now = int(time.time())
+    session = {
+        "id": "sess_" + secrets.token_hex(8),
+        "object": "realtime.session",
+        "model": "outspeed-v1",
+        "expires_at": now + SESSION_TTL_SECONDS,
+        "client_secret": {"value": "ek_" + secrets.token_urlsafe(24), "expires_at": now + SESSION_TTL_SECONDS},
+    }
+    if agent_id is not None:
+        session["agent_id"] = agent_id
+    return json.dumps(session).encode()
+
+
+class _Protocol(asyncio.Protocol):
+    """One keep-alive connection: each complete request is answered `delay` seconds later, in
+    the order received (HTTP/1.1 pipelining order)."""
+
+    def __init__(self, server: "_Server"):
+        import httptools
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport = None
+        self.url = b""
+        self.auth = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.server.connections += 1
+
+    def data_received(self, data):
+        try:
+            self.parser.feed_data(data)
+        except Exception:
+            self.transport.write(_answer(400, "Bad Request", b'{"error":{"message":"bad request"}}'))
+            self.transport.close()
+
+    def on_message_begin(self):
+        self.url, self.auth = b"", None
+
+    def on_url(self, url):
+        self.url += url
+
+    def on_header(self, name, value):
+        if name.lower() == b"authorization":
+            self.auth = value
+
+    def on_message_complete(self):
+        path, _, query = self.url.partition(b"?")
+        if path != SESSIONS_PATH or self.parser.get_method() != b"POST":
+            answer = _answer(404, "Not Found", b'{"error":{"message":"no such route"}}')
+        elif self.auth != self.server.expected_auth:
+            answer = _answer(401, "Unauthorized", b'{"error":{"message":"Invalid API key"}}')
+        else:
+            agent = None
+            for pair in query.split(b"&"):
+                if pair.startswith(b"agent_id="):
+                    agent = unquote_plus(pair[9:].decode())
+            answer = _answer(200, "OK", session_body(agent))
+        self.server.loop.call_later(self.server.delay, self._send, answer)
+
+    def _send(self, answer: bytes):
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+
+
+class _Server:
+    def __init__(self, delay: float, api_key: str):
+        self.delay = delay
+        self.expected_auth = f"Bearer {api_key}".encode()
+        self.connections = 0
+        self.loop = None
+        self.port = 0
+
+    async def serve(self, ready: threading.Event):
+        import socket
+        self.loop = asyncio.get_running_loop()
+        server = await self.loop.create_server(lambda: _Protocol(self), "127.0.0.1", 0, backlog=256)
+        for sock in server.sockets:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        await asyncio.Event().wait()
 
 
 def _serve(conn, delay: float, api_key: str) -> None:
-    standin = OutspeedStandIn(api_key=api_key, delay=delay, record=False).start()
-    conn.send(standin.port)
+    import uvloop
+    server = _Server(delay, api_key)
+    ready = threading.Event()
+    thread = threading.Thread(target=lambda: uvloop.run(server.serve(ready)), daemon=True)
+    thread.start()
+    ready.wait(30)
+    conn.send(server.port)
     while True:
         command = conn.recv()
         if command == "connections":
-            conn.send(standin.connections)
+            conn.send(server.connections)
         elif command == "stop":
-            standin.stop()
             conn.send(None)
             return
 
