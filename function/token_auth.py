@@ -21,8 +21,7 @@ import binascii
 import math
 import re
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 import token_json
 from token_settings import AppCheckCheck, IdTokenCheck
@@ -74,14 +73,12 @@ class JwksRefused(Exception):
 _PRIVATE_MEMBERS = {"RSA": ("d", "p", "q", "dp", "dq", "qi", "oth"), "EC": ("d",), "OKP": ("d",), "oct": ("k",)}
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(NamedTuple):
     """Why a token did not pass: a short code for the log line, never token content."""
     reason: str
 
 
-@dataclass(frozen=True)
-class TokenHeader:
+class TokenHeader(NamedTuple):
     kid: str
     alg: str
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import token_auth
 from token_auth import Refused
@@ -21,15 +20,13 @@ from token_policy import ANONYMOUS_NOT_ALLOWED, APP_CHECK_FAILED, UNAUTHENTICATE
 from token_settings import CallerAuth
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(NamedTuple):
     """A verified caller: the ID token's `sub` and the App Check token's `sub` (app id)."""
     subject: str | None = None
     app_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Denied:
+class Denied(NamedTuple):
     rejection: Rejection
     reason: str  # e.g. "id_token: expired"; for the log line only
 

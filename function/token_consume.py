@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 
 import token_json
 from token_policy import APP_CHECK_FAILED, APP_CHECK_REPLAYED, Rejection, auth_unavailable
@@ -51,14 +51,12 @@ class Consumed:
     """First use of the token: the request may go on."""
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(NamedTuple):
     rejection: Rejection
     reason: str  # for the log line, never a token
 
 
-@dataclass(frozen=True)
-class AccessToken:
+class AccessToken(NamedTuple):
     value: str
     expires_in: float  # seconds, as the metadata server said
 

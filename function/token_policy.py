@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import token_json
 from token_settings import AGENT_ID_RE, CallerAuth, Settings
@@ -63,8 +62,7 @@ ERRORS: dict[str, tuple[int, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Rejection:
+class Rejection(NamedTuple):
     """A contract error: the first failing check's answer."""
     code: str
     headers: tuple[tuple[str, str], ...] = ()
@@ -78,8 +76,7 @@ class Rejection:
         return ERRORS[self.code][1]
 
 
-@dataclass(frozen=True)
-class UpstreamCall:
+class UpstreamCall(NamedTuple):
     """What to send to `POST {base}/v1/realtime/sessions`: query parameters (encoded by the
     upstream client, never concatenated) and an optional JSON body."""
     params: tuple[tuple[str, str], ...]
@@ -87,8 +84,7 @@ class UpstreamCall:
     agent_id: str | None = None
 
 
-@dataclass(frozen=True)
-class OriginDecision:
+class OriginDecision(NamedTuple):
     allowed: bool
     cors: tuple[tuple[str, str], ...]  # headers for every response to this request
 

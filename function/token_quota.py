@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from token_policy import Rejection
 from token_settings import Quotas, Window
@@ -22,8 +22,7 @@ UNAVAILABLE_RETRY_AFTER = 5
 KEY_GRACE_SECONDS = 5
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     """One window of one budget, for this request: its key in the store, its limit, how long
     the key must live, and how long until the window resets."""
     budget: str  # "caller" or "global": which budget refuses, for the log line
@@ -33,8 +32,7 @@ class Slot:
     reset_in: int
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     slots: tuple[Slot, ...]
 
     @property
@@ -46,8 +44,7 @@ class Plan:
         return [slot.limit for slot in self.slots] + [slot.ttl for slot in self.slots]
 
 
-@dataclass(frozen=True)
-class Exceeded:
+class Exceeded(NamedTuple):
     budget: str  # "caller" when any per-caller window refused, else "global"
     retry_after: int
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import token_json
@@ -47,8 +47,7 @@ METADATA_HOST_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?
                               r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
-@dataclass(frozen=True)
-class IdTokenCheck:
+class IdTokenCheck(NamedTuple):
     """`Authorization: Bearer <ID token>` from this issuer, for this audience."""
     issuer: str
     audience: str
@@ -60,8 +59,7 @@ class IdTokenCheck:
         return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
-@dataclass(frozen=True)
-class AppCheckCheck:
+class AppCheckCheck(NamedTuple):
     """`X-Firebase-AppCheck: <App Check token>` of this Firebase project (and these apps)."""
     project_number: str
     app_ids: frozenset[str] = frozenset()  # empty: any app of the project
@@ -79,8 +77,7 @@ class AppCheckCheck:
         return f"projects/{self.project_number}"
 
 
-@dataclass(frozen=True)
-class CallerAuth:
+class CallerAuth(NamedTuple):
     id_token: IdTokenCheck | None = None
     app_check: AppCheckCheck | None = None
 
@@ -126,24 +123,22 @@ def parse_windows(spec: str) -> tuple[Window, ...]:
     return tuple(windows)
 
 
-@dataclass(frozen=True)
-class RedisTarget:
+class RedisTarget(NamedTuple):
     """Where the quota store is. `password` is a secret: never printed (see __repr__)."""
     tls: bool
     host: str
     port: int
     db: int
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_cert: str | None = field(default=None, repr=False)  # PEM; None = the system's CAs
+    password: str | None = None  # never in repr (below)
+    ca_cert: str | None = None  # PEM; None = the system's CAs
 
     def __repr__(self) -> str:
         return (f"RedisTarget({'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}, "
                 f"auth={'<set>' if self.password else None}, ca_cert={'<set>' if self.ca_cert else None})")
 
 
-@dataclass(frozen=True)
-class Quotas:
+class Quotas(NamedTuple):
     store: RedisTarget
     per_caller: tuple[Window, ...] = ()
     global_: tuple[Window, ...] = ()
@@ -151,8 +146,7 @@ class Quotas:
     key_prefix: str = DEFAULT_QUOTA_KEY_PREFIX
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     api_key: str | None = None
     api_base: str = DEFAULT_API_BASE
     allowed_hostnames: frozenset[str] = frozenset()
@@ -344,7 +338,7 @@ def _with_consumption(env: Mapping[str, str], app_check: AppCheckCheck | None) -
     if not METADATA_HOST_RE.fullmatch(metadata_host):
         raise SettingsError("GCE_METADATA_HOST must be host[:port] (no scheme or path), "
                             f"like {DEFAULT_METADATA_HOST} or 127.0.0.1:8089, got {_show(metadata_host)}")
-    return replace(app_check, consume=True, api_base=api_base.rstrip("/"), metadata_host=metadata_host)
+    return app_check._replace(consume=True, api_base=api_base.rstrip("/"), metadata_host=metadata_host)
 
 
 def _redis_target(env: Mapping[str, str]) -> RedisTarget | None:
