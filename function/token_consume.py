@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, NamedTuple
 
 import token_json
@@ -46,9 +45,12 @@ _SERVER_SIDE_REASONS = frozenset({"IAM_PERMISSION_DENIED", "SERVICE_DISABLED", "
                                   "API_KEY_SERVICE_BLOCKED", "CONSUMER_INVALID", "USER_PROJECT_DENIED"})
 
 
-@dataclass(frozen=True)
 class Consumed:
     """First use of the token: the request may go on."""
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Consumed()"
 
 
 class Refused(NamedTuple):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -94,9 +93,9 @@ MAX_WINDOW_SECONDS = 366 * 86400  # a year: longer budgets are not what fixed wi
 _WINDOW_RE = re.compile(r"([0-9]{1,10})/([0-9]{1,10})")
 
 
-@dataclass(frozen=True)
-class Window:
-    """At most `count` mints in each fixed window of `seconds` (aligned to the epoch)."""
+class Window(NamedTuple):
+    """At most `count` mints in each fixed window of `seconds` (aligned to the epoch). (The
+    field `count` shadows tuple.count, which nothing here calls.)"""
     count: int
     seconds: int
 
