@@ -78,15 +78,16 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def trust_store_env(environ: Mapping[str, str], exists=os.path.exists) -> dict[str, str]:
-    """What to add to the environment before the client is built: SSL_CERT_FILE naming the
-    system bundle, unless SSL_CERT_FILE or SSL_CERT_DIR is set already (an operator's choice
-    stands) or there is no bundle. Building the client loads the trust store (rustls reads
-    these variables); with neither set it parses the whole /etc/ssl/certs directory, about
-    290 files and 10 ms of the worker's boot, for the same certificates the bundle holds in
-    one file (2 ms). Python's ssl module reads the same variable, so both trust one store."""
-    if environ.get("SSL_CERT_FILE") or environ.get("SSL_CERT_DIR") or not exists(SYSTEM_CA_BUNDLE):
+    """What to add to the environment before the client is built: the system bundle as the
+    one trust store (SSL_CERT_FILE, with SSL_CERT_DIR set empty: no directory), unless either
+    variable is set already (an operator's choice stands) or there is no bundle. Building the
+    client loads the trust store; left to itself it also parses every file of /etc/ssl/certs,
+    about 290 and 10 ms of the worker's boot, for the certificates the bundle already holds
+    (2 ms). rustls (rustls-native-certs: "SSL_CERT_DIR ... empty entries ignored") and
+    OpenSSL, hence Python's ssl module, read both variables the same way."""
+    if "SSL_CERT_FILE" in environ or "SSL_CERT_DIR" in environ or not exists(SYSTEM_CA_BUNDLE):
         return {}
-    return {"SSL_CERT_FILE": SYSTEM_CA_BUNDLE}
+    return {"SSL_CERT_FILE": SYSTEM_CA_BUNDLE, "SSL_CERT_DIR": ""}
 
 
 def new_session(pool_size: int) -> Client:

@@ -375,11 +375,15 @@ def test_a_process_exits_cleanly_after_closing_the_client(https_standin, recorde
 
 # ---- the trust store the client loads: the system bundle file, read once ----------------
 
+BUNDLE_ONLY = {"SSL_CERT_FILE": token_upstream.SYSTEM_CA_BUNDLE, "SSL_CERT_DIR": ""}
+
+
 @pytest.mark.parametrize("environ, bundle_exists, expected", [
-    ({}, True, {"SSL_CERT_FILE": token_upstream.SYSTEM_CA_BUNDLE}),
+    ({}, True, BUNDLE_ONLY),
+    ({"PATH": "/usr/bin"}, True, BUNDLE_ONLY),
     ({"SSL_CERT_FILE": "/etc/my-ca.pem"}, True, {}),   # an operator's bundle stands
     ({"SSL_CERT_DIR": "/etc/my-certs"}, True, {}),     # so does an operator's directory
-    ({"SSL_CERT_FILE": ""}, True, {"SSL_CERT_FILE": token_upstream.SYSTEM_CA_BUNDLE}),  # empty = unset
+    ({"SSL_CERT_DIR": ""}, True, {}),                  # and an explicit "no directory"
     ({}, False, {}),                                   # no bundle: the library's own search
 ])
 def test_the_trust_store_is_the_system_bundle_unless_one_is_chosen(environ, bundle_exists, expected):
@@ -395,8 +399,8 @@ def test_the_trust_store_is_the_system_bundle_unless_one_is_chosen(environ, bund
 
 def test_a_fresh_worker_builds_its_client_on_the_bundle_and_still_refuses_unknown_cas(https_standin):
     """In a process whose environment names no trust store (as on Cloud Functions), building
-    the client sets SSL_CERT_FILE to the system bundle, which exists on this Debian machine as
-    on Google's Ubuntu images; a certificate from a CA outside it is still refused."""
+    the client names the system bundle as the one store (which exists on this Debian machine
+    as on Google's Ubuntu images); a certificate from a CA outside it is still refused."""
     assert os.path.exists(token_upstream.SYSTEM_CA_BUNDLE)
     server, _ = https_standin
     code = ("import asyncio, os, sys, token_upstream as u\n"
@@ -406,12 +410,12 @@ def test_a_fresh_worker_builds_its_client_on_the_bundle_and_still_refuses_unknow
             "        print('fetched')\n"
             "    except u.FetchError:\n"
             "        print('refused')\n"
-            "    print(os.environ.get('SSL_CERT_FILE'))\n"
+            "    print(os.environ.get('SSL_CERT_FILE'), repr(os.environ.get('SSL_CERT_DIR')))\n"
             "    await u.close()\n"
             "asyncio.run(main())\n")
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": FUNCTION_DIR, "HOME": os.environ.get("HOME", "/")}
     done = subprocess.run([sys.executable, "-c", code, server.url("/ok", host="localhost", scheme="https")],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["refused", token_upstream.SYSTEM_CA_BUNDLE]
+    assert done.stdout.split() == ["refused", token_upstream.SYSTEM_CA_BUNDLE, "''"]
     assert server.requests == []
