@@ -466,7 +466,8 @@ def main(argv=None) -> int:
     parser.add_argument("--c1-seconds", type=float, default=8.0)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
-    parser.add_argument("--cold-starts", type=int, default=5)
+    parser.add_argument("--cold-starts", type=int, default=9,
+                        help="interleaved cold starts per server (default 9, at most 10): the verdict is a median ratio")
     parser.add_argument("--imports", type=int, default=5)
     parser.add_argument("--no-node", action="store_true", help="skip the Node baseline")
     parser.add_argument("--python-client", action="store_true", help="use the Python load client even if wrk exists")
