@@ -1,6 +1,6 @@
 """`make bench`: the token endpoint against a hand-written Node (express) server, side by side.
 
-Everything runs on 127.0.0.1 in one invocation, bounded in time (about 2 minutes):
+Everything runs on 127.0.0.1 in one invocation, bounded in time (about 3 minutes):
   - the Outspeed stand-in: bench/upstream.py's event-loop stand-in (uvloop + httptools) in its
     own process, fixed delay (its CPU per request is a row of its own);
   - the endpoint: function/main.py under functions-framework exactly as Cloud Functions runs
