@@ -14,8 +14,8 @@ The client module is imported lazily, on first use, not when main.py is imported
 functions-framework imports main.py in the gunicorn master, which never calls Outspeed. The
 worker builds the client at boot (main.py's lifespan), before it accepts a request; where no
 lifespan runs (unit tests) the first call does. Its import costs 5-25 ms and building the
-client, which loads the system CA store, 10-25 ms (aiohttp's import cost 0.13-0.22 s, most of
-it two TLS contexts built at import).
+client, which loads the system's CA bundle (trust_store_env), 2-10 ms (aiohttp's import cost
+0.13-0.22 s, most of it two TLS contexts built at import).
 """
 from __future__ import annotations
 
