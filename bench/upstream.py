@@ -20,33 +20,17 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing as mp
-import secrets
 import threading
-import time
 from urllib.parse import unquote_plus
 
-SESSIONS_PATH = b"/v1/realtime/sessions"
-SESSION_TTL_SECONDS = 60
+from tools.outspeed_standin import SESSIONS_PATH, make_session
+
+_SESSIONS_PATH = SESSIONS_PATH.encode()  # as httptools hands the URL over
 
 
 def _answer(status: int, reason: str, body: bytes) -> bytes:
     return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def session_body(agent_id: str | None) -> bytes:
-    """A fresh session, shaped as tools/outspeed_standin.py's (and the real API's)."""
-    now = int(time.time())
-    session = {
-        "id": "sess_" + secrets.token_hex(8),
-        "object": "realtime.session",
-        "model": "outspeed-v1",
-        "expires_at": now + SESSION_TTL_SECONDS,
-        "client_secret": {"value": "ek_" + secrets.token_urlsafe(24), "expires_at": now + SESSION_TTL_SECONDS},
-    }
-    if agent_id is not None:
-        session["agent_id"] = agent_id
-    return json.dumps(session).encode()
 
 
 class _Protocol(asyncio.Protocol):
@@ -84,7 +68,7 @@ class _Protocol(asyncio.Protocol):
 
     def on_message_complete(self):
         path, _, query = self.url.partition(b"?")
-        if path != SESSIONS_PATH or self.parser.get_method() != b"POST":
+        if path != _SESSIONS_PATH or self.parser.get_method() != b"POST":
             answer = _answer(404, "Not Found", b'{"error":{"message":"no such route"}}')
         elif self.auth != self.server.expected_auth:
             answer = _answer(401, "Unauthorized", b'{"error":{"message":"Invalid API key"}}')
@@ -93,7 +77,7 @@ class _Protocol(asyncio.Protocol):
             for pair in query.split(b"&"):
                 if pair.startswith(b"agent_id="):
                     agent = unquote_plus(pair[9:].decode())
-            answer = _answer(200, "OK", session_body(agent))
+            answer = _answer(200, "OK", json.dumps(make_session(agent)).encode())
         self.server.loop.call_later(self.server.delay, self._send, answer)
 
     def _send(self, answer: bytes):

@@ -79,7 +79,9 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _session(agent_id: str | None, config: dict | None) -> dict:
+def make_session(agent_id: str | None, config: dict | None = None) -> dict:
+    """A fresh session with a new ephemeral key, as the real API answers (the bench's
+    event-loop stand-in, bench/upstream.py, answers the same)."""
     now = int(time.time())
     session = {
         "id": "sess_" + secrets.token_hex(8),
@@ -209,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
             config = json.loads(body) if body else None
         except ValueError:
             return self._error(400, "body is not JSON")
-        session = _session(agent_id, config if isinstance(config, dict) else None)
+        session = make_session(agent_id, config if isinstance(config, dict) else None)
         if st.record:
             with st.lock:
                 st.minted.append(session["client_secret"]["value"])
