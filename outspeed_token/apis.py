@@ -25,3 +25,7 @@ class ProjectApis(pulumi.ComponentResource):
             for api in apis
         ]
         self.register_outputs({"apis": list(apis)})
+
+    def child_options(self, parent: pulumi.Resource, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options for a child of `parent` that must wait for these APIs (and for `depends_on`)."""
+        return pulumi.ResourceOptions(parent=parent, depends_on=[*self.services, *depends_on])

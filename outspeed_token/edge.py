@@ -1,6 +1,7 @@
 """Edge: external HTTPS load balancer + Cloud Armor in front of the function (authEnabled stacks)."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -117,8 +118,7 @@ class Edge(pulumi.ComponentResource):
 
         apis = ProjectApis(f"{name}-apis", project, ["compute.googleapis.com"], opts=pulumi.ResourceOptions(parent=self))
 
-        def child() -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=apis.services)
+        child = functools.partial(apis.child_options, self)
 
         self.policy = gcp.compute.SecurityPolicy(
             f"{name}-armor",

@@ -23,6 +23,7 @@ the LB request log's resource type, and the console's monitoring/dashboards/buil
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -468,8 +469,7 @@ class Monitoring(pulumi.ComponentResource):
         with_edge = args.armor_policy_name is not None
         apis = ProjectApis(f"{name}-apis", project, MONITORING_APIS, opts=pulumi.ResourceOptions(parent=self))
 
-        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=[*apis.services, *depends_on])
+        child = functools.partial(apis.child_options, self)
 
         policy_name = pulumi.Output.from_input(args.armor_policy_name) if with_edge else pulumi.Output.from_input(None)
         specs = pulumi.Output.all(args.service_name, policy_name).apply(

@@ -30,6 +30,7 @@ Why these choices (Google's documentation, read for this change):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import quote
@@ -95,8 +96,7 @@ class QuotaStore(pulumi.ComponentResource):
         if q.memorystore:
             apis = ProjectApis(f"{name}-apis", project, MEMORYSTORE_APIS, opts=pulumi.ResourceOptions(parent=self))
 
-            def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-                return pulumi.ResourceOptions(parent=self, depends_on=[*apis.services, *depends_on])
+            child = functools.partial(apis.child_options, self)
 
             # Custom mode: only the subnet below, no auto-created subnet in every region.
             self.network = gcp.compute.Network(

@@ -3,6 +3,7 @@ with what it needs: its APIs, runtime and build accounts and their grants, the s
 pinned), the stack's own image repository, the source bucket, and the public invoker grant."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,8 +91,7 @@ class TokenFunction(pulumi.ComponentResource):
         apis = ProjectApis(f"{name}-apis", project, APIS + ((APP_CHECK_API,) if consume else ()),
                            opts=pulumi.ResourceOptions(parent=self))
 
-        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=[*apis.services, *depends_on])
+        child = functools.partial(apis.child_options, self)
 
         # Accounts. The runtime account holds no project roles (but App Check's token verifier,
         # when it consumes tokens): its other grants are read access to this stack's secrets
