@@ -34,6 +34,8 @@ from typing import Any
 
 import jwt
 
+from tools.served import ServedInThread
+
 BIND_HOST = "127.0.0.1"
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 _VERIFY_RE = re.compile(r"/v1beta/projects/([^/:]+):verifyAppCheckToken")
@@ -110,7 +112,7 @@ class _Server(ThreadingHTTPServer):
     standin: "AppCheckStandIn"
 
 
-class AppCheckStandIn:
+class AppCheckStandIn(ServedInThread):
     def __init__(self, project_number: str, *, issuer=None, port: int = 0, token_lifetime: int = 3599):
         self.project_number = project_number
         self.issuer = issuer  # a tools.demo_issuer.DemoIssuer: its keys sign valid App Check tokens
@@ -129,8 +131,7 @@ class AppCheckStandIn:
         self.server = _Server((BIND_HOST, port), _Handler)
         self.server.standin = self
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="appcheck-standin", daemon=True)
+        self._serve_in_thread("appcheck-standin", poll_interval=0.05)
 
     @property
     def url(self) -> str:
@@ -199,18 +200,3 @@ class AppCheckStandIn:
             self._consumed.add(_digest(token))
         return 200, ({"alreadyConsumed": True} if seen else {})
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> "AppCheckStandIn":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> "AppCheckStandIn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

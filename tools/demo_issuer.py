@@ -29,6 +29,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tools.served import ServedInThread
+
 BIND_HOST = "127.0.0.1"  # never reachable from another machine: it signs tokens for anyone
 DEMO_AUDIENCE = "outspeed-token-demo"
 MAX_SLOW_SECONDS = 30.0
@@ -129,7 +131,7 @@ class _Server(ThreadingHTTPServer):
     issuer: "DemoIssuer"
 
 
-class DemoIssuer:
+class DemoIssuer(ServedInThread):
     def __init__(self, *, port: int = 0, audience: str = DEMO_AUDIENCE, max_age: int = 3600,
                  token_lifetime: int = 3600):
         self.server = _Server((BIND_HOST, port), _Handler)
@@ -143,8 +145,7 @@ class DemoIssuer:
         self.keys = [SigningKey("RS256"), SigningKey("ES256")]
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="demo-issuer", daemon=True)
+        self._serve_in_thread("demo-issuer", poll_interval=0.1)
 
     @property
     def url(self) -> str:
@@ -199,18 +200,3 @@ class DemoIssuer:
                              iss=f"https://firebaseappcheck.googleapis.com/{project_number}", **extra)
         return self.sign(claims, self.key(alg))
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> "DemoIssuer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> "DemoIssuer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
