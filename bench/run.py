@@ -191,7 +191,8 @@ def client_import_seconds(env: dict[str, str]) -> float:
     fresh interpreter that has already imported the framework and token_upstream (as the
     forked worker has)."""
     code = ("import sys, time; sys.path.insert(0, 'function'); import functions_framework.aio, token_upstream; "
-            "t = time.perf_counter(); token_upstream.new_session(80); print(time.perf_counter() - t)")
+            "t = time.perf_counter(); token_upstream.new_session(token_upstream.SETTINGS.threads); "
+            "print(time.perf_counter() - t)")
     full_env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     full_env.update({"PYTHONDONTWRITEBYTECODE": "1", **env})
     out = subprocess.run([sys.executable, "-c", code], env=full_env, cwd=ROOT,
